@@ -106,12 +106,17 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         "--max-new-tokens 200 --temperature 0.8 --top-k 40",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
+    source = p.add_mutually_exclusive_group(required=True)  # export (issue 5): --packed
+    source.add_argument(
         "--checkpoint",
-        required=True,
         type=Path,
         help="a run directory, its checkpoints/ directory, or one step directory "
         "(default step: the newest)",
+    )
+    source.add_argument(
+        "--packed",
+        type=Path,
+        help="a native packed file written by 'trilm export --format trilm-2bit|trilm-1.6bit'",
     )
     p.add_argument(
         "--prompt",
@@ -150,8 +155,13 @@ def _run_generate(args: argparse.Namespace) -> int:
     from trilm_jax.inference.load import load_model_from_checkpoint
     from trilm_jax.train.step import resolve_compute_dtype
 
-    model, config, step = load_model_from_checkpoint(args.checkpoint)
-    tokenizer = get_tokenizer(config.data.tokenizer)
+    # export (issue 5): a native packed file instead of a checkpoint
+    if args.packed is not None:
+        model, tokenizer_name, compute_dtype = _load_packed_for_generate(args.packed)
+    else:
+        model, config, step = load_model_from_checkpoint(args.checkpoint)
+        tokenizer_name, compute_dtype = config.data.tokenizer, config.train.compute_dtype
+    tokenizer = get_tokenizer(tokenizer_name)
     prompt = tokenizer.encode(args.prompt)
     if len(prompt) == 0:
         prompt = [tokenizer.eos_id]
@@ -163,11 +173,121 @@ def _run_generate(args: argparse.Namespace) -> int:
             temperature=args.temperature,
             top_k=args.top_k,
             seed=args.seed,
-            compute_dtype=resolve_compute_dtype(config.train.compute_dtype),
+            compute_dtype=resolve_compute_dtype(compute_dtype),
         )
     except ValueError as err:
         raise UserError(str(err)) from None
     print(args.prompt + tokenizer.decode(ids))
+    return 0
+
+
+# --------------------------------------------------------------------------- export, import-hf
+
+
+def _load_packed_for_generate(path: Path):
+    """(model with effective weights, tokenizer name, compute dtype) from a native packed file."""
+    from export.native import load_packed_model
+
+    model, packed = load_packed_model(path)
+    return model, packed.tokenizer, packed.compute_dtype
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from export.formats import EXPORT_FORMATS, HF_DTYPES
+
+    p = sub.add_parser(
+        "export",
+        help="write a checkpoint as a packed ternary file, GGUF (llama.cpp) or Hugging Face Llama",
+        description="Convert a training checkpoint: trilm-2bit / trilm-1.6bit (native packed "
+        "safetensors), gguf-tq2_0 / gguf-tq1_0 (llama.cpp), hf (LlamaForCausalLM directory). "
+        "See docs/export.md.",
+        epilog="examples:\n"
+        "  trilm export --checkpoint runs/tiny --format trilm-2bit --out tiny.2bit.safetensors\n"
+        "  trilm export --checkpoint runs/tiny --format gguf-tq2_0 --out tiny.tq2_0.gguf\n"
+        "  trilm export --checkpoint runs/tiny --format hf --out tiny-hf/ --hf-dtype float32",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        help="a run directory, its checkpoints/ directory, or one step directory",
+    )
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="output format")
+    p.add_argument("--out", required=True, type=Path, help="output file (hf: a directory)")
+    p.add_argument(
+        "--hf-dtype",
+        choices=HF_DTYPES,
+        default="bfloat16",
+        help="dtype of the hf format's weights (default bfloat16)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from export.api import export_checkpoint
+    from export.errors import ExportError
+
+    try:
+        report = export_checkpoint(
+            args.checkpoint,
+            args.format,
+            args.out,
+            hf_dtype=args.hf_dtype,
+            progress=not args.quiet,
+        )
+    except ExportError as err:
+        raise UserError(str(err)) from None
+    print(report.summary())
+    return 0
+
+
+def _add_import_hf(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-hf",
+        help="turn a Hugging Face Llama directory into a trilm run directory (checkpoint step 0)",
+        description="Import config.json + model.safetensors of a LlamaForCausalLM as an orbax "
+        "checkpoint that 'trilm generate --checkpoint' and 'trilm train --resume' read.",
+        epilog="example:\n  trilm import-hf tiny-hf/ --out runs/tiny-imported\n"
+        "  trilm train --config runs/tiny-imported/config.yaml --resume train.steps=100",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("directory", type=Path, help="the Hugging Face model directory")
+    p.add_argument("--out", required=True, type=Path, help="run directory to create")
+    p.add_argument(
+        "--linear",
+        choices=("float", "ternary"),
+        default="float",
+        help="float (default): the same function as the HF model; ternary: use the weights as "
+        "TriLM latent weights for further training",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML run config for every non-model setting (default: built-in defaults)",
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.steps=50"
+    )
+    p.set_defaults(func=_run_import_hf)
+
+
+def _run_import_hf(args: argparse.Namespace) -> int:
+    from export.errors import ExportError
+    from export.hf_import import import_hf
+    from trilm_jax.config import load_config
+
+    base = load_config(args.config, args.overrides)
+    try:
+        config = import_hf(args.directory, base, args.out, linear=args.linear)
+    except ExportError as err:
+        raise UserError(str(err)) from None
+    print(
+        f"imported {args.directory} as {config.model.linear} model into {config.train.out_dir} "
+        f"(checkpoint step 0; run config {config.train.out_dir}/config.yaml)"
+    )
     return 0
 
 
@@ -218,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_fit(sub)
     _add_launch(sub)
+    _add_export(sub)
+    _add_import_hf(sub)
     return parser
 
 
