@@ -1,305 +1,288 @@
-"""The parametric scaling law L(N, D) = E + A / N^alpha + B / D^beta (Chinchilla approach 3).
+"""Fit L(N, D) the Chinchilla way (approach 3): Huber loss on log L, L-BFGS from a grid of starts.
 
-Hoffmann et al. 2022 (App. D.2) fit it by minimising the Huber loss (delta = 1e-3) of the
-residuals of log L, with the law written as ``LSE(a - alpha log N, b - beta log D, e)``
-(A = e^a, B = e^b, E = e^e), by L-BFGS from a grid of initialisations, keeping the best.
-Besiroglu et al. 2024 ("Chinchilla Scaling: A replication attempt") redo it on the published
-points and report intervals. Here the whole grid is first improved together (a batched, vectorised
-gradient descent over all starts at once), then the best starts are polished with scipy's
-L-BFGS-B and an analytic gradient, which makes a 4,500-start fit take seconds.
+Hoffmann et al. 2022 (App. D.2) minimise sum_i Huber_delta(log L_hat(N_i, D_i) - log L_i) with
+delta = 1e-3 by L-BFGS from a grid of initialisations and keep the best; Besiroglu et al. 2024
+("Chinchilla Scaling: A replication attempt") redo it on the published points, and get
+percentile intervals by refitting bootstrap resamples of the points. The same machinery fits the
+Kaplan et al. 2020 form (``laws.KAPLAN``).
+
+How it stays fast: every start is one row of one vectorised L-BFGS (``optimize.py``) with the
+analytic gradient. The whole grid first takes a few iterations together (screening); the best
+starts then run to convergence. Bootstrap resamples and held-out refits are rows of one batched
+run too, each warm-started from the full-data optimum and the best other local optima.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize
 
+from scaling_analysis.laws import CHINCHILLA, FORMS, ChinchillaLaw, KaplanLaw, LawForm
+from scaling_analysis.optimize import minimize_batched
 from scaling_analysis.points import Points, ScalingDataError
 
-HUBER_DELTA = 1e-3
-N_FREE = 5  # a, b, e, alpha, beta
-
-# Hoffmann et al.'s grid: alpha, beta in {0, .5, ..., 2}, e in {-1, -.5, ..., 1},
-# a, b in {0, 5, ..., 25}: 4,500 starts.
-CHINCHILLA_GRID = {
-    "a": np.arange(0, 30, 5.0),
-    "b": np.arange(0, 30, 5.0),
-    "e": np.arange(-1, 1.5, 0.5),
-    "alpha": np.arange(0, 2.5, 0.5),
-    "beta": np.arange(0, 2.5, 0.5),
-}
+HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, App. D.2
 
 
 @dataclass(frozen=True)
-class LawCoefficients:
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
+class FitConfig:
+    """How a parametric fit searches."""
 
-    def loss(self, n, d) -> np.ndarray:
-        n, d = np.asarray(n, np.float64), np.asarray(d, np.float64)
-        return self.E + self.A / n**self.alpha + self.B / d**self.beta
+    form: str = "chinchilla"
+    """Parametric form: "chinchilla" (E + A/N^alpha + B/D^beta) or "kaplan" (eq. 1.5)."""
+    huber_delta: float = HUBER_DELTA
+    """Huber threshold on residuals of log L (Hoffmann et al.: 1e-3)."""
+    screen_iter: int = 25
+    """L-BFGS iterations every grid start takes before the best are kept."""
+    n_refine: int = 64
+    """Best screened starts that run to convergence."""
+    max_iter: int = 2000
+    """L-BFGS iteration cap for a converging start."""
+    grid: tuple[tuple[float, ...], ...] | None = None
+    """Start values per parameter (the starts are their product); None: the form's default
+    (Hoffmann's 4,500 for "chinchilla")."""
 
-    def compute_optimal(self, flops) -> tuple[np.ndarray, np.ndarray]:
-        """N_opt and D_opt minimising L under C = 6 N D (Hoffmann et al., eq. 4):
-        N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = G^-1 (C/6)^(alpha/(alpha+beta)),
-        G = (alpha A / (beta B))^(1/(alpha+beta))."""
-        c = np.asarray(flops, np.float64) / 6.0
-        s = self.alpha + self.beta
-        g = (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / s)
-        return g * c ** (self.beta / s), c ** (self.alpha / s) / g
-
-    def as_dict(self) -> dict[str, float]:
-        return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta}
+    def law_form(self) -> LawForm:
+        if self.form not in FORMS:
+            raise ScalingDataError(f"form={self.form!r}: expected one of {sorted(FORMS)}")
+        form = FORMS[self.form]
+        if self.grid is not None:
+            form = LawForm(form.name, form.theta_names, form.lower, form.upper, self.grid)
+        return form
 
 
 @dataclass(frozen=True)
 class Fit:
-    coefficients: LawCoefficients
-    theta: np.ndarray  # (a, b, e, alpha, beta)
-    objective: float
+    """The best fit found; ``local_optima`` (distinct minima, best first) seed later refits."""
+
+    law: ChinchillaLaw | KaplanLaw
+    theta: np.ndarray  # [K] log-space parameters, ``config.law_form().theta_names``
+    objective: float  # sum of Huber losses of the log residuals (Hoffmann et al.'s scale)
     n_points: int
     n_starts: int
-    extra: dict = field(default_factory=dict)
+    local_optima: np.ndarray  # [M, K]
+    config: FitConfig = field(default_factory=FitConfig)
 
 
-def _theta_to_coefficients(theta: np.ndarray) -> LawCoefficients:
-    a, b, e, alpha, beta = (float(v) for v in theta)
-    return LawCoefficients(math.exp(e), math.exp(a), math.exp(b), alpha, beta)
-
-
-def objective_and_grad(
+def huber_objective(
     theta: np.ndarray,
-    log_n: np.ndarray,
-    log_d: np.ndarray,
-    log_loss: np.ndarray,
-    weights: np.ndarray | None = None,
-    delta: float = HUBER_DELTA,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Huber objective and its gradient for a batch of parameter vectors.
-
-    theta [S, 5] -> (objective [S], gradient [S, 5]); ``weights`` [P] count repeated points
-    (bootstrap resamples)."""
-    theta = np.atleast_2d(theta)
-    a, b, e, alpha, beta = (theta[:, i : i + 1] for i in range(5))
-    u1 = a - alpha * log_n  # [S, P]
-    u2 = b - beta * log_d
-    u3 = np.broadcast_to(e, u1.shape)
-    m = np.maximum(np.maximum(u1, u2), u3)
-    w1, w2, w3 = np.exp(u1 - m), np.exp(u2 - m), np.exp(u3 - m)
-    total = w1 + w2 + w3
-    r = m + np.log(total) - log_loss
-    abs_r = np.abs(r)
-    huber = np.where(abs_r <= delta, 0.5 * r * r, delta * (abs_r - 0.5 * delta))
-    dr = np.clip(r, -delta, delta)
-    if weights is not None:
-        huber = huber * weights
-        dr = dr * weights
-    g1, g2, g3 = dr * w1 / total, dr * w2 / total, dr * w3 / total
-    grad = np.stack(
-        [g1.sum(1), g2.sum(1), g3.sum(1), -(g1 * log_n).sum(1), -(g2 * log_d).sum(1)], axis=1
-    )
-    return huber.sum(1), grad
-
-
-def _grid(grid: dict[str, np.ndarray]) -> np.ndarray:
-    mesh = np.meshgrid(grid["a"], grid["b"], grid["e"], grid["alpha"], grid["beta"], indexing="ij")
-    return np.stack([m.reshape(-1) for m in mesh], axis=1)
-
-
-def _batched_descent(starts, data, steps: int = 30, lr: float = 0.2) -> np.ndarray:
-    """Adam on every start at once: a cheap way to move all 4,500 starts into basins."""
-    theta = starts.copy()
-    m1 = np.zeros_like(theta)
-    m2 = np.zeros_like(theta)
-    for t in range(1, steps + 1):
-        _, g = objective_and_grad(theta, *data)
-        m1 = 0.9 * m1 + 0.1 * g
-        m2 = 0.999 * m2 + 0.001 * g * g
-        step = lr * (m1 / (1 - 0.9**t)) / (np.sqrt(m2 / (1 - 0.999**t)) + 1e-12)
-        theta -= step
-        theta[:, 3:] = np.maximum(theta[:, 3:], 0.0)  # exponents stay non-negative
-    return theta
-
-
-def _polish(theta0: np.ndarray, data) -> tuple[np.ndarray, float]:
-    def f(theta):
-        value, grad = objective_and_grad(theta[None], *data)
-        return float(value[0]), grad[0]
-
-    bounds = [(None, None)] * 3 + [(0.0, None)] * 2
-    result = minimize(
-        f,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12},
-    )
-    return result.x, float(result.fun)
-
-
-def _data(points: Points, weights: np.ndarray | None = None):
-    return (
-        np.log(points.n)[None],
-        np.log(points.d)[None],
-        np.log(points.loss)[None],
-        None if weights is None else weights[None],
-    )
-
-
-def check_enough_points(points: Points, n_free: int = N_FREE) -> None:
-    if len(points) <= n_free:
-        raise ScalingDataError(
-            f"{len(points)} points cannot determine {n_free} free parameters; need more than "
-            f"{n_free} (first point from {points.group[0] if points.group else 'nowhere'})"
-        )
-    if len(np.unique(points.n)) < 2 or len(np.unique(points.d)) < 2:
-        raise ScalingDataError(
-            "the points need at least two distinct N and two distinct D to separate the "
-            "parameter and data terms"
-        )
-
-
-def fit_parametric(
     points: Points,
-    grid: dict[str, np.ndarray] | None = None,
-    n_polish: int = 30,
-    warm_starts: np.ndarray | None = None,
+    form: LawForm = CHINCHILLA,
+    delta: float = HUBER_DELTA,
     weights: np.ndarray | None = None,
-) -> Fit:
-    """Best Huber fit of L(N, D) from a grid of starts (Hoffmann's by default), or only from
-    ``warm_starts`` (rows of (a, b, e, alpha, beta)) when given."""
-    check_enough_points(points)
-    data = _data(points, weights)
-    if warm_starts is not None:
-        candidates = np.atleast_2d(warm_starts)
-        n_starts = len(candidates)
-    else:
-        starts = _grid(grid or CHINCHILLA_GRID)
-        n_starts = len(starts)
-        moved = _batched_descent(starts, data)
-        values, _ = objective_and_grad(moved, *data)
-        order = np.argsort(np.where(np.isfinite(values), values, np.inf))
-        candidates = moved[order[:n_polish]]
-    best_theta, best_value = None, np.inf
-    for theta0 in candidates:
-        theta, value = _polish(theta0, data)
-        if value < best_value:
-            best_theta, best_value = theta, value
-    return Fit(
-        _theta_to_coefficients(best_theta),
-        best_theta,
-        best_value,
-        len(points),
-        n_starts,
-        {"polish_candidates": candidates},
+) -> tuple[np.ndarray, np.ndarray]:
+    """sum_i w_i Huber_delta(log L_hat_i - log L_i) and its gradient, for theta [S, K] (or [K]).
+
+    Returns (objective [S], gradient [S, K])."""
+    theta = np.atleast_2d(np.asarray(theta, np.float64))
+    fun_grad = _objective(points, form, delta, None if weights is None else weights[None])
+    value, grad = fun_grad(theta, np.zeros(len(theta), dtype=np.int64))
+    return value * delta, grad * delta
+
+
+def _objective(points: Points, form: LawForm, delta: float, weights: np.ndarray | None):
+    """fun_grad for ``minimize_batched``: Huber / delta (so values are O(sum |r|) and the
+    tolerances mean the same for any delta); ``weights`` [R, P] per problem row, or [1, P]."""
+    log_n, log_d = np.log(points.n)[None], np.log(points.d)[None]
+    log_loss = np.log(points.loss)[None]
+    per_row = weights is not None and len(weights) > 1
+
+    def fun_grad(theta: np.ndarray, rows: np.ndarray):
+        predicted, jac = form.log_loss(theta, log_n, log_d)
+        r = predicted - log_loss
+        abs_r = np.abs(r)
+        value = np.where(abs_r <= delta, 0.5 * r * r / delta, abs_r - 0.5 * delta)
+        dr = np.clip(r, -delta, delta) / delta
+        if weights is not None:
+            w = weights[rows] if per_row else weights
+            value, dr = value * w, dr * w
+        grad = np.stack([np.sum(dr * j, axis=1) for j in jac], axis=1)
+        return value.sum(axis=1), grad
+
+    return fun_grad
+
+
+def check_enough_points(points: Points, n_free: int, weights: np.ndarray | None = None) -> None:
+    """A fit needs more points than free parameters and two distinct N and D."""
+    used = points if weights is None else points.subset(weights > 0)
+    where = ", ".join(sorted(set(points.group))[:3]) or "no source"
+    if len(used) <= n_free:
+        raise ScalingDataError(
+            f"{where}: {len(used)} points cannot determine {n_free} free parameters; "
+            f"give more than {n_free} points"
+        )
+    if len(np.unique(used.n)) < 2 or len(np.unique(used.d)) < 2:
+        raise ScalingDataError(
+            f"{where}: the points need at least two distinct N and two distinct D to separate "
+            "the parameter and data terms"
+        )
+
+
+def fit_law(points: Points, config: FitConfig | None = None) -> Fit:
+    """The best Huber fit of the configured form from its grid of starts."""
+    config = config or FitConfig()
+    form = config.law_form()
+    check_enough_points(points, len(form.theta_names))
+    fun_grad = _objective(points, form, config.huber_delta, None)
+    lower, upper = np.array(form.lower), np.array(form.upper)
+    starts = form.starts()
+    screened = minimize_batched(fun_grad, starts, lower, upper, max_iter=config.screen_iter)
+    order = np.argsort(screened.value)[: config.n_refine]
+    refined = minimize_batched(
+        fun_grad, screened.theta[order], lower, upper, max_iter=config.max_iter
     )
+    optima = _distinct(refined.theta, refined.value)
+    best = optima[0]
+    value, _ = fun_grad(best[None], np.zeros(1, dtype=np.int64))
+    if not np.isfinite(value[0]):
+        raise ScalingDataError(f"{points.group[0]}: no start of the grid gave a finite fit")
+    return Fit(
+        form.coefficients(best),
+        best,
+        float(value[0] * config.huber_delta),
+        len(points),
+        len(starts),
+        optima,
+        config,
+    )
+
+
+def fit_parametric(points: Points, config: FitConfig | None = None) -> Fit:
+    """Chinchilla approach 3 (Hoffmann et al. 2022): ``fit_law`` with the default form."""
+    return fit_law(points, config)
+
+
+def _distinct(theta: np.ndarray, value: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """Rows of ``theta`` sorted by ``value``, dropping near-duplicates of a better row."""
+    kept: list[np.ndarray] = []
+    for i in np.argsort(value):
+        if not np.isfinite(value[i]):
+            break
+        if all(np.max(np.abs(theta[i] - k)) > tol for k in kept):
+            kept.append(theta[i])
+    return np.array(kept) if kept else theta[np.argsort(value)[:1]]
+
+
+def refit_weighted(
+    points: Points, fit: Fit, weights: np.ndarray, n_starts: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refit once per row of ``weights`` [R, P] (bootstrap counts, or 0/1 hold-out masks), each
+    from the full-data optimum and the next ``n_starts - 1`` local optima of the grid.
+
+    Returns (theta [R, K], Huber objective [R])."""
+    form = fit.config.law_form()
+    starts = fit.local_optima[:n_starts]
+    k = len(starts)
+    rows_weights = np.repeat(weights, k, axis=0)  # row r * k + j: problem r from start j
+    fun_grad = _objective(points, form, fit.config.huber_delta, rows_weights)
+    result = minimize_batched(
+        fun_grad,
+        np.tile(starts, (len(weights), 1)),
+        np.array(form.lower),
+        np.array(form.upper),
+        max_iter=fit.config.max_iter,
+    )
+    values = result.value.reshape(len(weights), k)
+    best = np.argmin(values, axis=1)
+    theta = result.theta.reshape(len(weights), k, -1)[np.arange(len(weights)), best]
+    return theta, values[np.arange(len(weights)), best] * fit.config.huber_delta
 
 
 @dataclass(frozen=True)
 class Bootstrap:
-    samples: np.ndarray  # [B, 5] (E, A, B, alpha, beta)
-    names: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
+    """Coefficients refitted on resamples of the points (Besiroglu et al. 2024, Sec. 3)."""
+
+    theta: np.ndarray  # [B, K] log-space parameters of each resample's fit
+    coefficients: np.ndarray  # [B, C] published parametrisation, columns ``names``
+    names: tuple[str, ...]
+    form: str
 
     def interval(self, name: str, level: float = 0.95) -> tuple[float, float]:
-        column = self.samples[:, self.names.index(name)]
-        tail = (1 - level) / 2 * 100
-        lo, hi = np.percentile(column, [tail, 100 - tail])
-        return float(lo), float(hi)
+        """Percentile interval of one coefficient."""
+        return _percentile_interval(self.coefficients[:, self.names.index(name)], level)
 
     def predicted_loss(self, n: float, d: float, level: float = 0.95) -> tuple[float, float]:
-        e, a, b, alpha, beta = self.samples.T
-        values = e + a / n**alpha + b / d**beta
-        tail = (1 - level) / 2 * 100
-        lo, hi = np.percentile(values, [tail, 100 - tail])
-        return float(lo), float(hi)
+        """Percentile interval of L(n, d) over the resamples."""
+        log_l, _ = FORMS[self.form].log_loss(
+            self.theta, np.array([[np.log(n)]]), np.array([[np.log(d)]])
+        )
+        return _percentile_interval(np.exp(log_l[:, 0]), level)
 
 
-def bootstrap(points: Points, fit: Fit, n_resamples: int = 100, seed: int = 0) -> Bootstrap:
-    """Refit on ``n_resamples`` resamples of the points (with replacement), each warm-started
-    from the full-data optimum and its best grid candidates (Besiroglu et al. 2024, Sec. 3)."""
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap(
+    points: Points, fit: Fit, n_resamples: int = 100, seed: int = 0, n_starts: int = 4
+) -> Bootstrap:
+    """Refit ``n_resamples`` resamples of the points drawn with replacement (as counts, so every
+    resample is one row of one batched L-BFGS), warm-started as in ``refit_weighted``."""
     rng = np.random.default_rng(seed)
-    starts = np.vstack([fit.theta[None], fit.extra.get("polish_candidates", fit.theta[None])[:2]])
-    samples = []
-    for _ in range(n_resamples):
-        counts = np.bincount(rng.integers(0, len(points), len(points)), minlength=len(points))
-        refit = fit_parametric(points, warm_starts=starts, weights=counts.astype(np.float64))
-        c = refit.coefficients
-        samples.append([c.E, c.A, c.B, c.alpha, c.beta])
-    return Bootstrap(np.array(samples))
+    draws = rng.integers(0, len(points), (n_resamples, len(points)))
+    counts = np.zeros((n_resamples, len(points)))
+    np.add.at(counts, (np.arange(n_resamples)[:, None], draws), 1.0)
+    theta, _ = refit_weighted(points, fit, counts, n_starts)
+    form = fit.config.law_form()
+    laws = [form.coefficients(t).as_dict() for t in theta]
+    names = tuple(laws[0])
+    return Bootstrap(theta, np.array([[law[k] for k in names] for law in laws]), names, form.name)
 
 
-def leave_one_group_out(points: Points, fit: Fit) -> dict[str, float]:
-    """Refit without each run (or CSV group) and predict its points: RMS error of log L."""
-    errors = {}
-    for group in sorted(set(points.group)):
-        mask = np.array([g != group for g in points.group])
-        rest = points.subset(mask)
-        if len(rest) <= N_FREE or len(np.unique(rest.n)) < 2:
-            continue
-        refit = fit_parametric(rest, warm_starts=fit.theta[None])
-        held = points.subset(~mask)
-        residual = np.log(refit.coefficients.loss(held.n, held.d)) - np.log(held.loss)
-        errors[group] = float(np.sqrt(np.mean(residual**2)))
-    return errors
+def _log_rms(law, points: Points) -> float:
+    residual = np.log(law.loss(points.n, points.d)) - np.log(points.loss)
+    return float(np.sqrt(np.mean(residual**2)))
 
 
-def extrapolation_check(points: Points, fit: Fit) -> dict[str, float] | None:
-    """Fit on every N but the largest; RMS log-loss error on the largest N's points."""
-    largest = points.n.max()
-    small = points.subset(points.n < largest)
-    if len(small) <= N_FREE or len(np.unique(small.n)) < 2:
-        return None
-    refit = fit_parametric(small, warm_starts=fit.theta[None])
-    big = points.subset(points.n == largest)
-    residual = np.log(refit.coefficients.loss(big.n, big.d)) - np.log(big.loss)
+def leave_one_out(points: Points, fit: Fit, by: str = "n") -> dict[str, float]:
+    """Refit without each model size (``by="n"``), each run or CSV file (``"group"``) or each
+    point (``"point"``), and predict what was left out: RMS error of log L per held-out set.
+    Held-out sets whose removal leaves too few points are skipped."""
+    if by == "n":
+        labels = [f"N={n:.4g}" for n in points.n]
+    elif by == "group":
+        labels = list(points.group)
+    elif by == "point":
+        labels = [f"point {i}" for i in range(len(points))]
+    else:
+        raise ValueError(f"by={by!r}: expected 'n', 'group' or 'point'")
+    n_free = len(fit.theta)
+    names, masks = [], []
+    for label in dict.fromkeys(labels):
+        keep = np.array([x != label for x in labels])
+        rest = points.subset(keep)
+        if len(rest) > n_free and len(np.unique(rest.n)) >= 2 and len(np.unique(rest.d)) >= 2:
+            names.append(label)
+            masks.append(keep.astype(np.float64))
+    if not names:
+        return {}
+    theta, _ = refit_weighted(points, fit, np.array(masks), n_starts=2)
+    form = fit.config.law_form()
     return {
-        "held_out_n": float(largest),
-        "rms_log_error": float(np.sqrt(np.mean(residual**2))),
-        "mean_relative_error": float(np.mean(np.expm1(np.abs(residual)))),
+        name: _log_rms(form.coefficients(t), points.subset(mask == 0))
+        for name, t, mask in zip(names, theta, masks, strict=True)
     }
 
 
-@dataclass(frozen=True)
-class IsoFlopFit:
-    budgets: np.ndarray  # compute budget of each isoFLOP group
-    n_opt: np.ndarray  # the parabola minimum per group
-    exponent_n: float  # N_opt ~ C^exponent_n
-    exponent_d: float  # D_opt ~ C^exponent_d
-    parabolas: list  # (budget, coefficients of loss vs log N)
-
-
-def isoflop(points: Points, n_bins: int = 8, min_points: int = 3) -> IsoFlopFit:
-    """Approach 2 (Hoffmann et al. Sec. 3.2): group points into compute bins (C = 6ND, log
-    spaced), fit a parabola of loss in log N per bin, take its minimum, then fit power laws
-    N_opt ~ C^a and D_opt ~ C^b over the bins."""
-    c = 6 * points.n * points.d
-    edges = np.linspace(np.log(c).min(), np.log(c).max() + 1e-9, n_bins + 1)
-    budgets, n_opts, parabolas = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        mask = (np.log(c) >= lo) & (np.log(c) < hi)
-        if mask.sum() < min_points or len(np.unique(points.n[mask])) < 3:
-            continue
-        x = np.log(points.n[mask])
-        coef = np.polyfit(x, points.loss[mask], 2)
-        if coef[0] <= 0:  # no minimum inside: not a usable isoFLOP curve
-            continue
-        budgets.append(float(np.exp(np.log(c[mask]).mean())))  # the bin's typical budget
-        n_opts.append(float(np.exp(-coef[1] / (2 * coef[0]))))
-        parabolas.append((budgets[-1], coef))
-    if len(budgets) < 2:
-        raise ScalingDataError(
-            "isoFLOP analysis needs at least two compute bins that each hold 3 or more points "
-            "with 3 or more distinct N and a convex loss-vs-N curve"
-        )
-    budgets_arr, n_arr = np.array(budgets), np.array(n_opts)
-    slope_n = float(np.polyfit(np.log(budgets_arr), np.log(n_arr), 1)[0])
-    d_arr = budgets_arr / (6 * n_arr)
-    slope_d = float(np.polyfit(np.log(budgets_arr), np.log(d_arr), 1)[0])
-    return IsoFlopFit(budgets_arr, n_arr, slope_n, slope_d, parabolas)
+def extrapolation_check(points: Points, fit: Fit) -> dict[str, float] | None:
+    """Fit on every N but the largest and predict the largest: how well the law extrapolates
+    (None when the smaller sizes alone cannot be fitted)."""
+    largest = points.n.max()
+    keep = points.n < largest
+    small = points.subset(keep)
+    n_free = len(fit.theta)
+    if len(small) <= n_free or len(np.unique(small.n)) < 2 or len(np.unique(small.d)) < 2:
+        return None
+    theta, _ = refit_weighted(points, fit, keep[None].astype(np.float64), n_starts=4)
+    law = fit.config.law_form().coefficients(theta[0])
+    big = points.subset(~keep)
+    residual = np.log(law.loss(big.n, big.d)) - np.log(big.loss)
+    return {
+        "held_out_n": float(largest),
+        "n_held_out_points": int(len(big)),
+        "rms_log_error": float(np.sqrt(np.mean(residual**2))),
+        "mean_relative_error": float(np.mean(np.expm1(np.abs(residual)))),
+    }
