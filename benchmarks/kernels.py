@@ -8,10 +8,12 @@ milliseconds and the host's dispatch cost hides behind device work; the median o
 of the time per matmul is reported.
 
 ``--check`` first compares every kernel variant on the GPU with a float64 numpy result.
-``--tune`` times a few block configurations per point and keeps the fastest (cached per device
-in the JSON); without it the kernels run ``default_config``.
+``--tune`` times a few block configurations per point and keeps the fastest (``--table DIR``
+writes them as this device's table, which ``ternary_matmul`` then uses); without it the kernels
+run what ``ternary_matmul`` picks (the device's table in kernels_pallas/tuned, else
+``default_config``).
 
-Run on a GPU:  python benchmarks/kernels.py --check --tune --out results.json
+Run on a GPU:  python benchmarks/kernels.py --check --tune --table kernels_pallas/tuned --out r.json
 Imports only jax, numpy and kernels_pallas (the GPU image has no grain).
 """
 
@@ -37,8 +39,10 @@ from kernels_pallas import layouts  # noqa: E402
 from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
     default_config,
+    preferred_config,
     ternary_matmul_pallas,
 )
+from kernels_pallas.tuning import table_from_benchmark, table_path  # noqa: E402
 
 SHAPES: dict[str, list[tuple[int, int]]] = {
     "spectra-3.9b": [(3072, 3072), (3072, 8192), (8192, 3072)],
@@ -145,19 +149,26 @@ def check(layout: str, decode: str, weights_left: bool, key: jax.Array) -> float
 
 
 def candidates(layout: str, m: int, k: int, n: int, tune: bool) -> list[BlockConfig]:
-    base = default_config(layout, m, k, n)
+    """default_config, and with --tune variants aimed at what Nsight Compute measured on the
+    default (docs/benchmarks.md): 128-160 registers a thread cap occupancy at 19-25%, and the
+    grid fills under one wave at M = 1, so more programs (split-K), smaller steps (fewer live
+    registers), deeper pipelining and more warps are tried."""
     if not tune:
-        return [base]
-    out = [base, base.replace(weights_left=not base.weights_left)]
-    if n % (2 * base.block_n) == 0:  # same number of programs, twice the columns each
-        out.append(base.replace(block_n=2 * base.block_n, split_k=2 * base.split_k))
-    if base.block_n > 64:
-        out.append(base.replace(block_n=base.block_n // 2, split_k=max(1, base.split_k // 2)))
+        return [preferred_config(layout, m, k, n)]  # what ternary_matmul runs on this device
+    base = default_config(layout, m, k, n)
+    steps = layouts.rows_per_plane(k, layout) // base.block_k
+    out = [base]
+    for factor in (2, 4):
+        if steps // (base.split_k * factor) >= 2:
+            out.append(base.replace(split_k=base.split_k * factor))
+    if base.block_k >= 32:
+        half = base.replace(block_k=base.block_k // 2)
+        out += [half, half.replace(num_stages=5), half.replace(split_k=2 * base.split_k)]
+    out.append(base.replace(num_stages=base.num_stages + 1))
+    out.append(base.replace(num_warps=8, block_n=2 * base.block_n) if n % 256 == 0 else base)
     if m >= 128:
         out.append(base.replace(block_m=128, num_warps=8))
-    out.append(base.replace(num_stages=base.num_stages + 1))
-    out.append(base.replace(decode="jnp"))
-    return out
+    return list(dict.fromkeys(out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-all", action="store_true", help="check the jnp decode too")
     ap.add_argument("--tune", action="store_true", help="time a few configs per point")
     ap.add_argument("--interpret", action="store_true", help="Pallas interpret mode (CPU)")
+    ap.add_argument(
+        "--table",
+        type=Path,
+        default=None,
+        help="with --tune: write the fastest configs as this device's table into this directory "
+        "(kernels_pallas/tuned to update the shipped one)",
+    )
     ap.add_argument("--budget-seconds", type=float, default=1e9, help="stop tuning after this")
     args = ap.parse_args(argv)
     global INTERPRET, MAX_SETS
@@ -190,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     def dump() -> None:
         if args.out:
             args.out.write_text(json.dumps(result, indent=1))
+        if args.table and args.tune:
+            args.table.mkdir(parents=True, exist_ok=True)
+            path = table_path(result["device"], args.table)
+            path.write_text(json.dumps(table_from_benchmark(result), indent=1) + "\n")
 
     print(f"device {dev.device_kind} ({dev.platform}), jax {jax.__version__}", flush=True)
     key = jax.random.key(0)

@@ -36,7 +36,8 @@ def ternary_matmul(
       scale: float32 gamma, shape ``()`` (per tensor) or ``(G,)`` (per block of N/G columns).
       layout: the packed layout.
       interpret: run the Pallas kernel in interpret mode (any device; for tests).
-      config: block sizes for the kernel; ``None`` takes ``default_config``.
+      config: block sizes for the kernel; ``None`` takes the measured table of this GPU model
+        (kernels_pallas/tuned) for the shape, else ``default_config``.
 
     Returns:
       ``[M, N]`` in ``x.dtype``. On an NVIDIA GPU (or with ``interpret``) this runs the Pallas

@@ -93,6 +93,19 @@ def default_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> B
     return BlockConfig(block_m=block_m, block_n=block_n, block_k=block_k, split_k=split_k)
 
 
+def preferred_config(layout: str, m: int, k: int, n: int) -> BlockConfig:
+    """The configuration measured fastest for this point on the running GPU model
+    (kernels_pallas/tuned/, see tuning.py), else :func:`default_config`."""
+    from kernels_pallas.tuning import tuned_config  # tuning imports BlockConfig from here
+
+    device = jax.devices()[0]
+    if device.platform == "gpu":
+        tuned = tuned_config(layout, m, k, n, device.device_kind)
+        if tuned is not None:
+            return tuned
+    return default_config(layout, m, k, n)
+
+
 # ----------------------------------------------------------------------------------------------
 # Decoding packed bytes into bf16 trits
 
@@ -335,7 +348,7 @@ def ternary_matmul_pallas(
         raise ValueError(f"ternary_matmul kernel: x must be bfloat16, got {x.dtype}")
     m, k = x.shape
     rows, n = packed.shape
-    cfg = config or default_config(layout, m, k, n)
+    cfg = config or preferred_config(layout, m, k, n)
     if interpret and cfg.decode == "asm":
         cfg = cfg.replace(decode="jnp")  # PTX cannot run in the interpreter
     _check_config(cfg, m, n, rows)

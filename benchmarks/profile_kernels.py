@@ -1,0 +1,50 @@
+"""Run each packed-ternary kernel once per shape, for a profiler (Nsight Compute) to measure.
+
+    ncu --kernel-name regex:kernel --section SpeedOfLight --section Occupancy \
+        --section LaunchStats --section WarpStateStats python benchmarks/profile_kernels.py
+
+Fresh random nonzero weights and activations, made on the host so that the only GPU kernels are
+the matmuls (run with XLA_PYTHON_CLIENT_PREALLOCATE=false: kernel replay then saves and restores
+little memory); ``default_config`` block sizes, as the benchmark table uses. Prints the config
+of each launch so the profiler's report can be matched to it.
+Imports only jax, numpy and kernels_pallas (the GPU image has no grain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kernels_pallas import layouts  # noqa: E402
+from kernels_pallas.triton_matmul import default_config, ternary_matmul_pallas  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shapes", default="8192x28672,3072x8192", help="KxN,KxN,...")
+    ap.add_argument("--ms", default="1,16", help="comma-separated batch sizes M")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    for shape in args.shapes.split(","):
+        k, n = (int(v) for v in shape.split("x"))
+        for layout in ("2bit", "1.6bit"):
+            trits = rng.integers(-1, 2, (k, n), dtype=np.int8)
+            packed = jax.device_put(layouts.pack(trits, layout))
+            for m in (int(v) for v in args.ms.split(",")):
+                x = jax.device_put(rng.standard_normal((m, k)).astype(jnp.bfloat16))
+                cfg = default_config(layout, m, k, n)
+                out = ternary_matmul_pallas(x, packed, jnp.float32(0.02), layout=layout)
+                out.block_until_ready()
+                print(f"launch: {layout} K={k} N={n} M={m} {cfg}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The per-device table of measured block configurations (kernels_pallas/tuning.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kernels_pallas import layouts
+from kernels_pallas.triton_matmul import BlockConfig, _check_config, preferred_config
+from kernels_pallas.tuning import TUNED_DIR, table_from_benchmark, table_path, tuned_config
+
+
+def _row(m, k, n, split_2bit, tried=3):
+    cfg = BlockConfig(block_m=16 if m <= 16 else 64, split_k=split_2bit).__dict__
+    return {
+        "m": m,
+        "k": k,
+        "n": n,
+        "2bit_config": cfg,
+        "2bit_tried": [{}] * tried,
+        "1p6bit_config": cfg,
+        "1p6bit_tried": [{}],  # one candidate: not tuned, left out of the table
+    }
+
+
+@pytest.fixture
+def table_dir(tmp_path):
+    result = {
+        "device": "Test GPU 80GB",
+        "date": "2026-11-22",
+        "jax": "0.0",
+        "rows": [_row(1, 1024, 512, 3), _row(4, 1024, 512, 5), _row(64, 1024, 512, 7)],
+    }
+    table = table_from_benchmark(result)
+    assert [e["layout"] for e in table["entries"]] == ["2bit"] * 3
+    path = table_path(result["device"], tmp_path)
+    assert path.name == "test-gpu-80gb.json"
+    path.write_text(json.dumps(table))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("m", "split_k"), [(1, 3), (2, 5), (4, 5), (5, None), (16, None), (17, 7), (64, 7), (65, None)]
+)
+def test_lookup_takes_the_nearest_measured_m_above_on_the_same_side_of_16(table_dir, m, split_k):
+    got = tuned_config("2bit", m, 1024, 512, "Test GPU 80GB", table_dir)
+    assert (got.split_k if got else None) == split_k
+
+
+def test_lookup_misses_other_shapes_layouts_and_devices(table_dir):
+    assert tuned_config("2bit", 1, 2048, 512, "Test GPU 80GB", table_dir) is None
+    assert tuned_config("1.6bit", 1, 1024, 512, "Test GPU 80GB", table_dir) is None
+    assert tuned_config("2bit", 1, 1024, 512, "Other GPU", table_dir) is None
+
+
+def test_shipped_tables_hold_valid_configs_for_their_shapes():
+    tables = sorted(TUNED_DIR.glob("*.json"))
+    assert tables, f"no tuned table in {TUNED_DIR}"
+    for path in tables:
+        table = json.loads(path.read_text())
+        assert path == table_path(table["device"])
+        for e in table["entries"]:
+            cfg = BlockConfig(**e["config"])
+            rows = layouts.rows_per_plane(e["k"], e["layout"])
+            _check_config(cfg, e["m"], e["n"], rows)  # raises ValueError if impossible
+            assert cfg.block_m == (16 if e["m"] <= 16 else 64)
+            found = tuned_config(e["layout"], e["m"], e["k"], e["n"], table["device"])
+            assert found == cfg
+
+
+def test_cpu_uses_the_rules():
+    from kernels_pallas.triton_matmul import default_config
+
+    assert preferred_config("2bit", 1, 8192, 28672) == default_config("2bit", 1, 8192, 28672)
