@@ -11,6 +11,7 @@ exactly as the forward pass, then cast to bf16 (default) or kept float32.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import ml_dtypes
@@ -82,13 +83,20 @@ def hf_plan(config: ModelConfig, dtype: np.dtype) -> list[tuple[str, str, int | 
     return plan
 
 
-def _effective_stack(source: CheckpointSource, path: str) -> np.ndarray:
-    kernel = source.array(path + ".kernel")
-    if source.config.linear != "ternary":
-        return kernel
+def _layer_getter(source: CheckpointSource, path: str) -> Callable[[int | None], np.ndarray]:
+    """``get(layer)``: one layer of a stacked tensor (``None``: an unstacked one). A TriLM's
+    linears are held as int8 trits + gammas and turned into float32 ``gamma * trits`` one layer
+    at a time, so no float32 copy of a whole stack is made."""
+    if path not in fmt.LINEAR_PATHS or source.config.linear != "ternary":
+        stack = source.array(path + ".kernel" if path in fmt.LINEAR_PATHS else path)
+        return lambda layer: stack if layer is None else stack[layer]
     spec = source.linear_spec(path)
-    trits, gamma = ternary_parts(kernel, spec.eps, spec.n_scale_shards, spec.shard_axis)
-    return effective_weight(trits, gamma, spec.shard_axis)
+    trits, gamma = ternary_parts(
+        source.array(path + ".kernel"), spec.eps, spec.n_scale_shards, spec.shard_axis
+    )
+    return lambda layer: effective_weight(
+        trits[layer : layer + 1], gamma[layer : layer + 1], spec.shard_axis
+    )[0]
 
 
 def write_hf(
@@ -111,7 +119,7 @@ def write_hf(
     metadata = {"format": "pt", "trilm_source": str(source.directory)}
     target = out_dir / fmt.HF_WEIGHTS_FILE
     linear_bytes = 0
-    stacked: tuple[str, np.ndarray] | None = None  # the one stacked tensor being written
+    stacked: tuple[str, Callable[[int | None], np.ndarray]] | None = None  # the one being written
     with SafetensorsStreamWriter(
         target, [(name, np_dtype, shape) for name, _, _, shape in plan], metadata
     ) as writer:
@@ -120,11 +128,8 @@ def write_hf(
         ):
             if stacked is None or stacked[0] != path:
                 stacked = None  # drop the previous stack before building the next
-                if path in fmt.LINEAR_PATHS:
-                    stacked = (path, _effective_stack(source, path))
-                else:
-                    stacked = (path, source.array(path))
-            array = stacked[1] if layer is None else stacked[1][layer]
+                stacked = (path, _layer_getter(source, path))
+            array = stacked[1](layer)
             if path in fmt.LINEAR_PATHS or path == fmt.HEAD_PATH:
                 array = array.T  # ours [in, out] -> HF [out, in]
             array = np.ascontiguousarray(array).astype(np_dtype)

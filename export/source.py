@@ -63,7 +63,7 @@ def open_checkpoint(path: str | Path) -> CheckpointSource:
     run_config = load_checkpoint_config(directory, step)
     abstract = nnx.eval_shape(lambda: Transformer(run_config.model, nnx.Rngs(0)))
     graphdef, params_like = nnx.split(abstract)
-    params = restore_params(directory, step, params_like)
+    params = restore_params(directory, step, params_like, as_numpy=True)
     return CheckpointSource(nnx.merge(graphdef, params), run_config, step, directory / str(step))
 
 

@@ -34,13 +34,20 @@ def ternary_parts(
 
     ``G = n_scale_shards``; gamma ``[l, g]`` scales shard ``g`` of ``shard_axis`` of layer ``l``.
     """
-    w = jnp.asarray(latent_weight, jnp.float32)
+    w = np.asarray(latent_weight, np.float32)
     if w.ndim != 3:
         raise ValueError(f"expected a stacked [L, in, out] weight, got shape {w.shape}")
-    gamma_full = absmean_gamma(w, eps, n_scale_shards, shard_axis)
-    trits = np.asarray(ternary_values(w, gamma_full))
-    gamma = np.asarray(gamma_full, np.float32)
+    # gamma from the whole stack, exactly as Linear.effective_weight computes it (a reduction
+    # over a [1, in, out] slice can round differently in the last bit); the trits, elementwise
+    # and so identical either way, one layer at a time, so that the float32 temporaries of
+    # W / gamma are one matrix, not the stack (a 3.9B model's stacked FFN weight is 3.4 GB).
     n_layers = w.shape[0]
+    gamma = np.asarray(absmean_gamma(jnp.asarray(w), eps, n_scale_shards, shard_axis), np.float32)
+    trits = np.empty(w.shape, np.int8)
+    for layer in range(n_layers):
+        trits[layer] = np.asarray(
+            ternary_values(jnp.asarray(w[layer : layer + 1]), jnp.asarray(gamma[layer : layer + 1]))
+        )[0]
     if n_scale_shards == 1:
         return trits, gamma.reshape(n_layers, 1)
     size = w.shape[shard_axis]
