@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Create .venv (Python >= 3.11) and install trilm-jax with its test extras into it. Idempotent.
+# Create .venv (Python >= 3.11) and install trilm-jax into it. Idempotent.
+#   ./scripts/setup.sh        the test set-up: the package with its dev extras (what CI runs)
+#   ./scripts/setup.sh run    the package alone: enough to train, generate and launch
 #
-# The test extras include torch (CPU) for the Hugging Face parity tests. torch is pinned to
-# 2.13.0 before anything else asks for it: on our CI machines pip takes that release from a local
+# The dev extras include torch (CPU) for the Hugging Face parity tests. torch is pinned to 2.13.0
+# before anything else asks for it: on our CI machines pip takes that release from a local
 # CPU-only wheel; an unpinned torch would pull a multi-GB CUDA build.
 #   TRILM_NO_TORCH=1   skip torch and transformers (their tests then skip, saying so)
 #   TRILM_LLAMACPP=1   also build llama-cpp-python (~5 min) for the GGUF logit-agreement test
@@ -14,6 +16,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=(.venv/bin/python -m pip install --quiet)
 "${PIP[@]}" --upgrade pip
+if [ "${1:-dev}" = "run" ]; then
+  "${PIP[@]}" -e .
+  exit 0
+fi
 extras="dev"
 if [ "${TRILM_NO_TORCH:-0}" = "1" ]; then
   extras="scaling,export"
