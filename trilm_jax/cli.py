@@ -106,7 +106,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         "--max-new-tokens 200 --temperature 0.8 --top-k 40",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = p.add_mutually_exclusive_group(required=True)  # export (issue 5): --packed
+    source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--checkpoint",
         type=Path,
@@ -155,7 +155,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     from trilm_jax.inference.load import load_model_from_checkpoint
     from trilm_jax.train.step import resolve_compute_dtype
 
-    # export (issue 5): a native packed file instead of a checkpoint
+    # a native packed file (trilm export) instead of a checkpoint
     if args.packed is not None:
         model, tokenizer_name, compute_dtype = _load_packed_for_generate(args.packed)
     else:
