@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kernels_pallas import layouts  # noqa: E402
+from kernels_pallas.triton_gemv import MAX_GEMV_M  # noqa: E402
 from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
     default_config,
@@ -107,7 +108,9 @@ def copy_bandwidth(reps: int) -> float:
     return 2 * size * 2 / t
 
 
-def check(layout: str, decode: str, weights_left: bool, key: jax.Array) -> float:
+def check(
+    layout: str, decode: str, weights_left: bool, key: jax.Array, gemv: bool = False
+) -> float:
     """Worst ||y - ref|| / ||ref|| over a few shapes (ragged M, split-K, per-column scales)."""
     worst = 0.0
     cases = [
@@ -120,6 +123,8 @@ def check(layout: str, decode: str, weights_left: bool, key: jax.Array) -> float
     ]
     if INTERPRET:
         cases = cases[:3]
+    if gemv:
+        cases = [c for c in cases if c[0] <= MAX_GEMV_M] + [(8, 1024, 512, 2)]
     for i, (m, k, n, split) in enumerate(cases):
         kx, kw, ks = jax.random.split(jax.random.fold_in(key, i), 3)
         packed = _random_packed(kw, k, n, layout)
@@ -137,6 +142,8 @@ def check(layout: str, decode: str, weights_left: bool, key: jax.Array) -> float
             split_k=split,
             block_k=min(base.block_k, 32 if rows % 64 else 64),
         )
+        if gemv:
+            cfg = cfg.replace(gemv=True, block_n=256, block_k=16)
         out = ternary_matmul_pallas(x, packed, scale, layout, cfg, INTERPRET)
         trits = layouts.unpack(np.asarray(packed), k, layout).astype(np.float64)
         col_scale = np.asarray(layouts.scale_per_column(scale, n), np.float64)
@@ -168,6 +175,40 @@ def candidates(layout: str, m: int, k: int, n: int, tune: bool) -> list[BlockCon
     out.append(base.replace(num_warps=8, block_n=2 * base.block_n) if n % 256 == 0 else base)
     if m >= 128:
         out.append(base.replace(block_m=128, num_warps=8))
+    if m <= MAX_GEMV_M:
+        out += gemv_candidates(layout, m, k, n)
+    return list(dict.fromkeys(out))
+
+
+def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
+    """CUDA-core kernel configurations (triton_gemv.py): tile widths, rows a step, warps and
+    enough split-K programs for a few per SM."""
+    rows = layouts.rows_per_plane(k, layout)
+    out = []
+    for bn, bk, warps, stages in (  # the better ones of a wider sweep on an H100
+        (512, 16, 4, 3),
+        (256, 32, 4, 3),
+        (256, 16, 4, 3),
+        (256, 16, 2, 3),
+        (512, 8, 8, 3),
+        (128, 16, 2, 3),
+    ):
+        bk = max(8, bk // max(1, m // 2))  # accumulators grow with M
+        if n % bn or rows % bk:
+            continue
+        tiles, steps = n // bn, rows // bk
+        for programs_per_sm in (4, 8):
+            split = max(1, min(steps // 2, math.ceil(programs_per_sm * 132 / tiles)))
+            out.append(
+                BlockConfig(
+                    block_n=bn,
+                    block_k=bk,
+                    split_k=split,
+                    num_warps=warps,
+                    num_stages=stages,
+                    gemv=True,
+                )
+            )
     return list(dict.fromkeys(out))
 
 
@@ -187,6 +228,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --tune: write the fastest configs as this device's table into this directory "
         "(kernels_pallas/tuned to update the shipped one)",
+    )
+    ap.add_argument(
+        "--variants",
+        choices=("all", "gemv", "listed"),
+        default="all",
+        help="with --tune: all candidates, or the device's current choice plus the CUDA-core "
+        "kernel's candidates (M <= 8), or the current choice plus --configs",
+    )
+    ap.add_argument(
+        "--configs",
+        type=Path,
+        default=None,
+        help="with --variants listed: a JSON list of BlockConfig fields to time at every point",
     )
     ap.add_argument("--budget-seconds", type=float, default=1e9, help="stop tuning after this")
     args = ap.parse_args(argv)
@@ -218,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         for layout in layouts.LAYOUTS:
             for decode in ("asm", "jnp") if args.check_all else ("asm",):
-                for wl in (False, True):
+                for wl in (False, True, "gemv"):
                     try:
-                        err = check(layout, decode, wl, jax.random.fold_in(key, 7))
+                        err = check(
+                            layout, decode, wl is True, jax.random.fold_in(key, 7), wl == "gemv"
+                        )
                         status = "ok" if err < 1e-2 else "WRONG"
                     except Exception as e:  # a variant that fails to lower must not stop the run
                         err, status = float("nan"), f"failed: {type(e).__name__}: {e}"[:300]
@@ -238,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         (c["layout"], c["decode"], c["weights_left"])
         for c in result["checks"]
         if c["status"] != "ok"
-    }
+    }  # weights_left is True, False or "gemv"
 
     bw = copy_bandwidth(args.reps)
     result["copy_bytes_per_s"] = bw
@@ -273,8 +329,19 @@ def main(argv: list[str] | None = None) -> int:
                 best: tuple[float, BlockConfig] | None = None
                 tune = args.tune and time.time() - t_start < args.budget_seconds
                 tried = []
-                for cfg in candidates(layout, m, k, n, tune):
-                    if (layout, cfg.decode, cfg.weights_left) in broken:
+                configs = candidates(layout, m, k, n, tune)
+                if tune and args.variants == "gemv":
+                    configs = [preferred_config(layout, m, k, n)]
+                    configs += gemv_candidates(layout, m, k, n) if m <= MAX_GEMV_M else []
+                elif tune and args.variants == "listed":
+                    configs = [preferred_config(layout, m, k, n)]
+                    for fields in json.loads(args.configs.read_text()):
+                        cfg = BlockConfig(**fields)
+                        if not (cfg.gemv and m > MAX_GEMV_M):
+                            configs.append(cfg)
+                for cfg in configs:
+                    variant = "gemv" if cfg.gemv else cfg.weights_left
+                    if (layout, cfg.decode, variant) in broken:
                         continue
                     try:
                         t = _time_per_call(

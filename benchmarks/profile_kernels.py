@@ -13,6 +13,7 @@ Imports only jax, numpy and kernels_pallas (the GPU image has no grain).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,13 +24,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kernels_pallas import layouts  # noqa: E402
-from kernels_pallas.triton_matmul import default_config, ternary_matmul_pallas  # noqa: E402
+from kernels_pallas.triton_matmul import (  # noqa: E402
+    BlockConfig,
+    default_config,
+    ternary_matmul_pallas,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shapes", default="8192x28672,3072x8192", help="KxN,KxN,...")
     ap.add_argument("--ms", default="1,16", help="comma-separated batch sizes M")
+    ap.add_argument(
+        "--gemv",
+        default=None,
+        metavar="BN,BK,SPLIT,WARPS",
+        help="profile the CUDA-core kernel (triton_gemv.py) with these block sizes instead",
+    )
+    ap.add_argument("--config", default=None, help="JSON of BlockConfig fields to profile instead")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     for shape in args.shapes.split(","):
@@ -40,7 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             for m in (int(v) for v in args.ms.split(",")):
                 x = jax.device_put(rng.standard_normal((m, k)).astype(jnp.bfloat16))
                 cfg = default_config(layout, m, k, n)
-                out = ternary_matmul_pallas(x, packed, jnp.float32(0.02), layout=layout)
+                if args.gemv:
+                    bn, bk, split, warps = (int(v) for v in args.gemv.split(","))
+                    cfg = BlockConfig(
+                        block_n=bn, block_k=bk, split_k=split, num_warps=warps, gemv=True
+                    )
+                if args.config:
+                    cfg = BlockConfig(**json.loads(args.config))
+                out = ternary_matmul_pallas(x, packed, jnp.float32(0.02), layout=layout, config=cfg)
                 out.block_until_ready()
                 print(f"launch: {layout} K={k} N={n} M={m} {cfg}", flush=True)
     return 0

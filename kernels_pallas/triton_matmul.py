@@ -30,6 +30,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from kernels_pallas import layouts
+from kernels_pallas.triton_gemv import MAX_GEMV_M, gemv_pallas
 
 KERNEL_K_MULTIPLE = 256
 KERNEL_N_MULTIPLE = 256
@@ -49,6 +50,8 @@ class BlockConfig:
     weights_left: compute ``(T^T x^T)^T`` so that the decoded weights are the MMA's left operand
       (its M dimension is then block_n, and a tiny M only pads the MMA's N side).
     decode: "asm" (inline PTX; CUDA only) or "jnp" (portable jnp bit operations).
+    gemv: run the CUDA-core kernel of ``triton_gemv.py`` instead (M <= 8; block_m and
+      weights_left are then unused): no MMA, no shared-memory round trip of decoded weights.
     """
 
     block_m: int = 16
@@ -59,6 +62,7 @@ class BlockConfig:
     num_stages: int = 3
     weights_left: bool = False
     decode: str = "asm"
+    gemv: bool = False
 
     def replace(self, **changes: object) -> BlockConfig:
         return dataclasses.replace(self, **changes)
@@ -78,13 +82,20 @@ def _largest_pow2_dividing(v: int, cap: int) -> int:
 def default_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> BlockConfig:
     """Block sizes for one shape.
 
-    Rules rather than a table: at least two programs per SM (split-K when N alone is too narrow),
-    16-row MMA tiles up to M = 16 and 64-row tiles above, 64 packed rows (256 or 320 K-rows) a
-    step. On an H100 a sweep of alternatives (bigger or smaller block_n, 8 warps, deeper
-    pipelining, weights as the MMA's left operand) found none consistently faster; the kernel is
-    limited by decode work, not by these choices (Kernels section of docs/benchmarks.md).
+    Rules rather than a table. M = 1: the CUDA-core kernel (``triton_gemv.py``) on 256-column
+    tiles, 32 packed rows a step and split-K to about 8 programs an SM (on an H100 it beat the
+    MMA kernel on 11 of the 16 measured M = 1 points, by up to 27% on 8192 x 28672). Otherwise
+    the MMA kernel: at least two programs per SM (split-K when N alone is too narrow), 16-row MMA
+    tiles up to M = 16 and 64-row tiles above, 64 packed rows (256 or 320 K-rows) a step; a
+    sweep of alternatives (bigger or smaller block_n, 8 warps, deeper pipelining, weights as the
+    MMA's left operand) found none consistently faster (Kernels section of docs/benchmarks.md).
     """
     r = layouts.rows_per_plane(k, layout)
+    if m == 1:
+        block_k = _largest_pow2_dividing(r, 32)
+        tiles, steps = n // 256, r // block_k
+        split_k = max(1, min(max(1, steps // 2), math.ceil(8 * num_sms / tiles)))
+        return BlockConfig(block_n=256, block_k=block_k, split_k=split_k, gemv=True)
     block_m = min(max(16, _pow2_at_least(m)), 64)
     block_n = 128
     block_k = _largest_pow2_dividing(r, 64)
@@ -326,8 +337,9 @@ def check_kernel_shapes(x_shape: tuple[int, ...], packed_shape: tuple[int, ...],
 def _check_config(cfg: BlockConfig, m: int, n: int, rows: int) -> None:
     pow2 = {"block_m": cfg.block_m, "block_n": cfg.block_n, "block_k": cfg.block_k}
     for name, v in pow2.items():
-        if v < 16 or v & (v - 1):
-            raise ValueError(f"BlockConfig.{name}={v}: must be a power of two >= 16")
+        least = 8 if cfg.gemv and name == "block_k" else 16
+        if v < least or v & (v - 1):
+            raise ValueError(f"BlockConfig.{name}={v}: must be a power of two >= {least}")
     if n % cfg.block_n or rows % cfg.block_k:
         raise ValueError(
             f"BlockConfig: block_n={cfg.block_n} must divide N={n} and block_k={cfg.block_k} "
@@ -355,6 +367,8 @@ def ternary_matmul_pallas(
     cfg = config or preferred_config(layout, m, k, n)
     if interpret and cfg.decode == "asm":
         cfg = cfg.replace(decode="jnp")  # PTX cannot run in the interpreter
+    if cfg.gemv and m > MAX_GEMV_M:
+        cfg = cfg.replace(gemv=False)  # a table entry measured at a smaller M
     _check_config(cfg, m, n, rows)
     groups = layouts.check_scale_shape(jnp.shape(scale), n)
     scale_columns = groups > 1
@@ -363,6 +377,20 @@ def ternary_matmul_pallas(
         if scale_columns
         else jnp.asarray(scale, jnp.float32).reshape(1, 1)
     )
+    if cfg.gemv:
+        return gemv_pallas(
+            x,
+            packed,
+            s2d,
+            layout=layout,
+            block_n=cfg.block_n,
+            block_k=cfg.block_k,
+            split_k=cfg.split_k,
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
+            decode=cfg.decode,
+            interpret=interpret,
+        )
     total_steps = rows // cfg.block_k
     steps_per_split = math.ceil(total_steps / cfg.split_k)
     split = math.ceil(total_steps / steps_per_split)  # no program without work

@@ -1,4 +1,5 @@
-"""The inline PTX that decodes packed bytes on the GPU, run through a tiny emulator on the CPU.
+"""The inline PTX that decodes packed bytes on the GPU, run through a tiny emulator on the CPU
+(both kernels: the MMA kernel's bf16 trits and the CUDA-core kernel's magic-float FMAs).
 
 The GPU kernel's asm cannot run in Pallas interpret mode, so this checks its arithmetic here: every
 byte value in every position of the 4-byte register, against the layout's numpy unpacking.
@@ -6,10 +7,12 @@ byte value in every position of the 4-byte register, against the layout's numpy 
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from kernels_pallas import layouts
+from kernels_pallas.triton_gemv import GEMV_ASM_PLANES, magic_floats, plane_delta
 from kernels_pallas.triton_matmul import ASM_PLANES
 
 MASK32 = np.uint64(0xFFFFFFFF)
@@ -88,6 +91,9 @@ def run_ptx(asm: str, operands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             res = ((src[0].astype(np.uint64) * src[1].astype(np.uint64)) & MASK32).astype(np.uint32)
         elif op == "fma.rn.bf16x2":
             res = _fma_bf16x2(*src)
+        elif op == "fma.rn.f32":
+            a, b, c = (v.astype(np.uint32).view(np.float32).astype(np.float64) for v in src)
+            res = (a * b + c).astype(np.float32).view(np.uint32)  # exact here: a * b fits
         else:
             raise AssertionError(f"emulator does not know {op!r}")
         regs[dst] = res.astype(np.uint32)
@@ -133,3 +139,28 @@ def _plane_trits(byte: np.ndarray, layout: str, j: int) -> np.ndarray:
     rows = layouts.ROW_ALIGN_1P6BIT
     packed = np.tile(flat, (rows, 1))
     return layouts.unpack_1p6bit(packed, 5 * rows)[j * rows].reshape(byte.shape)
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize("position", range(4))
+def test_gemv_ptx_accumulates_magic_floats_times_x(layout: str, position: int) -> None:
+    """The CUDA-core kernel's asm: acc + 2**23 * (1 + c * delta_j) * x for every byte value."""
+    valid = _all_bytes(layout)
+    rng = np.random.default_rng(10 + position)
+    words = rng.choice(valid, size=(valid.size, 4)).astype(np.uint32)
+    words[:, position] = valid
+    reg = words[:, 0] | words[:, 1] << 8 | words[:, 2] << 16 | words[:, 3] << 24
+    xs = rng.integers(-64, 64, (4, valid.size)).astype(np.float32) * np.float32(2.0**-20)
+    accs = rng.integers(-1000, 1000, (4, valid.size)).astype(np.float32)
+    for j, asm in enumerate(GEMV_ASM_PLANES[layout]):
+        operands = {"$4": reg.astype(np.uint32)}
+        for i in range(4):
+            operands[f"${5 + i}"] = xs[i].view(np.uint32)
+            operands[f"${9 + i}"] = accs[i].view(np.uint32)
+        out = run_ptx(asm, operands)
+        got = np.stack([out[f"${i}"].view(np.float32) for i in range(4)], axis=1)
+        codes = _plane_trits(words.astype(np.uint8), layout, j).astype(np.float64) + 1
+        magic = 2.0**23 * (1.0 + codes * plane_delta(layout, j))
+        np.testing.assert_array_equal(magic_floats(jnp.asarray(words, jnp.uint8), layout, j), magic)
+        want = accs.T.astype(np.float64) + magic * xs.T  # exact: small integers times 2**-20
+        np.testing.assert_array_equal(got, want.astype(np.float32))
