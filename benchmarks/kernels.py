@@ -8,10 +8,12 @@ milliseconds and the host's dispatch cost hides behind device work; the median o
 of the time per matmul is reported.
 
 ``--check`` first compares every kernel variant on the GPU with a float64 numpy result.
-``--tune`` times a few block configurations per point and keeps the fastest (``--table DIR``
-writes them as this device's table, which ``ternary_matmul`` then uses); without it the kernels
-run what ``ternary_matmul`` picks (the device's table in kernels_pallas/tuned, else
-``default_config``).
+``--tune`` times a few block configurations per point, of the MMA kernel and (M <= 8) of the
+CUDA-core kernel, and keeps the fastest (``--table DIR`` writes them as this device's table,
+which ``ternary_matmul`` then uses); ``--variants gemv`` narrows that to the device's current
+choice plus the CUDA-core candidates, ``--variants listed --configs F.json`` to the current
+choice plus a JSON list of BlockConfig fields. Without ``--tune`` the kernels run what
+``ternary_matmul`` picks (the device's table in kernels_pallas/tuned, else ``default_config``).
 
 Run on a GPU:  python benchmarks/kernels.py --check --tune --table kernels_pallas/tuned --out r.json
 Imports only jax, numpy and kernels_pallas (the GPU image has no grain).
