@@ -26,7 +26,6 @@ the result like sqrt(K)) it adds about 1e-3 relative error at K = 8192 (tested).
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -202,35 +201,24 @@ def _kernel(
             o_ref[row, pl.ds(n0, bn)] = (out * s).astype(o_ref.dtype)
 
 
-def gemv_pallas(
-    x: jax.Array,
-    packed: jax.Array,
-    s2d: jax.Array,
+def gemv_kernel(
     *,
     layout: str,
+    m: int,
+    k: int,
+    rows: int,
+    n: int,
     block_n: int,
     block_k: int,
-    split_k: int,
-    num_warps: int,
-    num_stages: int,
+    split: int,
+    steps_per_split: int,
+    scale_columns: bool,
     decode: str,
-    interpret: bool,
-) -> jax.Array:
-    """``x @ (scale * T)`` for M <= MAX_GEMV_M; ``s2d`` is the scale as ``[1, 1]`` or ``[1, N]``.
-
-    Shapes are checked by the caller (``ternary_matmul_pallas``)."""
-    m, k = x.shape
-    rows, n = packed.shape
+) -> tuple[functools.partial, tuple[int, int]]:
+    """The kernel body and grid for ``pl.pallas_call`` (``ternary_matmul_pallas`` launches it
+    the same way as the MMA kernel: same operands, same split-K partial sums)."""
     if m > MAX_GEMV_M:
         raise ValueError(f"gemv kernel: M={m} is above its limit of {MAX_GEMV_M} rows")
-    if n % block_n or rows % block_k:
-        raise ValueError(
-            f"gemv kernel: block_n={block_n} must divide N={n} and block_k={block_k} the "
-            f"packed rows R={rows}"
-        )
-    total_steps = rows // block_k
-    steps_per_split = math.ceil(total_steps / split_k)
-    split = math.ceil(total_steps / steps_per_split)
     kernel = functools.partial(
         _kernel,
         layout=layout,
@@ -241,21 +229,8 @@ def gemv_pallas(
         block_k=block_k,
         split=split,
         steps_per_split=steps_per_split,
-        total_steps=total_steps,
-        scale_columns=s2d.shape[1] > 1,
-        decode="jnp" if interpret else decode,
+        total_steps=rows // block_k,
+        scale_columns=scale_columns,
+        decode=decode,
     )
-    if split > 1:
-        out_shape = jax.ShapeDtypeStruct((split, m, n), jnp.float32)
-    else:
-        out_shape = jax.ShapeDtypeStruct((m, n), x.dtype)
-    out = pl.pallas_call(
-        kernel,
-        out_shape=out_shape,
-        grid=(n // block_n, split),
-        compiler_params=plgpu.CompilerParams(num_warps=num_warps, num_stages=num_stages),
-        interpret=interpret,
-    )(x, packed, s2d)
-    if split > 1:
-        out = (out.sum(axis=0) * s2d).astype(x.dtype)
-    return out
+    return kernel, (n // block_n, split)

@@ -30,7 +30,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from kernels_pallas import layouts
-from kernels_pallas.triton_gemv import MAX_GEMV_M, gemv_pallas
+from kernels_pallas.triton_gemv import MAX_GEMV_M, gemv_kernel
 
 KERNEL_K_MULTIPLE = 256
 KERNEL_N_MULTIPLE = 256
@@ -377,35 +377,37 @@ def ternary_matmul_pallas(
         if scale_columns
         else jnp.asarray(scale, jnp.float32).reshape(1, 1)
     )
-    if cfg.gemv:
-        return gemv_pallas(
-            x,
-            packed,
-            s2d,
-            layout=layout,
-            block_n=cfg.block_n,
-            block_k=cfg.block_k,
-            split_k=cfg.split_k,
-            num_warps=cfg.num_warps,
-            num_stages=cfg.num_stages,
-            decode=cfg.decode,
-            interpret=interpret,
-        )
     total_steps = rows // cfg.block_k
     steps_per_split = math.ceil(total_steps / cfg.split_k)
     split = math.ceil(total_steps / steps_per_split)  # no program without work
     cfg = cfg.replace(split_k=split)
-    kernel = functools.partial(
-        _kernel,
-        layout=layout,
-        m=m,
-        k=k,
-        rows=rows,
-        cfg=cfg,
-        steps_per_split=steps_per_split,
-        total_steps=total_steps,
-        scale_columns=scale_columns,
-    )
+    if cfg.gemv:
+        kernel, grid = gemv_kernel(
+            layout=layout,
+            m=m,
+            k=k,
+            rows=rows,
+            n=n,
+            block_n=cfg.block_n,
+            block_k=cfg.block_k,
+            split=split,
+            steps_per_split=steps_per_split,
+            scale_columns=scale_columns,
+            decode=cfg.decode,
+        )
+    else:
+        kernel = functools.partial(
+            _kernel,
+            layout=layout,
+            m=m,
+            k=k,
+            rows=rows,
+            cfg=cfg,
+            steps_per_split=steps_per_split,
+            total_steps=total_steps,
+            scale_columns=scale_columns,
+        )
+        grid = (n // cfg.block_n, math.ceil(m / cfg.block_m), split)
     if split > 1:
         out_shape = jax.ShapeDtypeStruct((split, m, n), jnp.float32)
     else:
@@ -413,7 +415,7 @@ def ternary_matmul_pallas(
     out = pl.pallas_call(
         kernel,
         out_shape=out_shape,
-        grid=(n // cfg.block_n, math.ceil(m / cfg.block_m), split),
+        grid=grid,
         compiler_params=plgpu.CompilerParams(num_warps=cfg.num_warps, num_stages=cfg.num_stages),
         interpret=interpret,
     )(x, packed, s2d)
