@@ -40,8 +40,10 @@ def ternary_matmul(
         (kernels_pallas/tuned) for the shape, else ``default_config``.
 
     Returns:
-      ``[M, N]`` in ``x.dtype``. On an NVIDIA GPU (or with ``interpret``) this runs the Pallas
-      kernel, which needs K and N multiples of 256; elsewhere the unpack-then-dot reference.
+      ``[M, N]`` in ``x.dtype``. On an NVIDIA GPU (or with ``interpret``) this runs a Pallas
+      kernel, which needs K and N multiples of 256: the CUDA-core kernel (``triton_gemv.py``)
+      where ``config`` or the table says so (M = 1 by default), else the MMA kernel
+      (``triton_matmul.py``); elsewhere the unpack-then-dot reference.
     """
     if interpret or _cuda_device(x):
         return ternary_matmul_pallas(x, packed, scale, layout, config, interpret)

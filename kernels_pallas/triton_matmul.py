@@ -1,4 +1,6 @@
-"""Pallas (Triton lowering) GPU kernel for ``x @ (scale * T)`` with T in a packed ternary layout.
+"""Pallas (Triton lowering) GPU kernel for ``x @ (scale * T)`` with T in a packed ternary layout,
+on the matrix units; ``ternary_matmul_pallas`` also launches the CUDA-core kernel of
+``triton_gemv.py`` (chosen at M = 1) with the same operands and split-K partial sums.
 
 One program computes a ``[block_m, block_n]`` tile of the output over one K-range (its split).
 Each loop step loads ``[block_k, block_n]`` packed bytes (the only read of the weights; nothing
