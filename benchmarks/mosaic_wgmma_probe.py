@@ -7,12 +7,13 @@ register A operand (no shared-memory round trip), a TMA pipeline for the packed 
 N side (to 8). Mosaic's A tile is [output columns, K], so it reads the 2-bit packed bytes
 transposed ([N, R], one copy at load time).
 
-Measured (NVIDIA H100 80GB HBM3, jax 0.11.2, 2026-11-23): correct (1.8e-3 against float64), but
-84 to 86 us on 8192 x 28672 at M = 1 and 16, against 38 us for the CUDA-core kernel and 46 us for the
-Triton MMA kernel. Mosaic rejects shifts on 8-bit registers (so planes are masked in place and
-rescaled in bf16), converts each byte with a plain integer-to-float conversion, and this version
-waits for its ``wgmma``s at the end of every step; those are the next things to change. Mosaic's
-CPU interpreter (jax 0.10.2) has no register-A ``wgmma``, so only the GPU can run it.
+Measured (NVIDIA H100 80GB HBM3, jax 0.11.2, 2026-11-23): correct (1.8e-3 against float64),
+but 84 to 86 us on 8192 x 28672 at M = 1 and 16, against 38 us for the CUDA-core kernel and
+46 us for the Triton MMA kernel. Mosaic rejects shifts on 8-bit registers (so planes are masked
+in place and rescaled in bf16), converts each byte with a plain integer-to-float conversion, and
+this version waits for its ``wgmma``s at the end of every step; those are the next things to
+change. Mosaic's CPU interpreter (jax 0.10.2) has no register-A ``wgmma``, so only the GPU can
+run it.
 
 Run on a GPU:  python benchmarks/mosaic_wgmma_probe.py
 Imports only jax, numpy and kernels_pallas.
