@@ -43,6 +43,7 @@ from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
     default_config,
     preferred_config,
+    split_k_for,
     ternary_matmul_pallas,
 )
 from kernels_pallas.tuning import table_from_benchmark, table_path  # noqa: E402
@@ -198,9 +199,8 @@ def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
         bk = max(8, bk // max(1, m // 2))  # accumulators grow with M
         if n % bn or rows % bk:
             continue
-        tiles, steps = n // bn, rows // bk
         for programs_per_sm in (4, 8):
-            split = max(1, min(steps // 2, math.ceil(programs_per_sm * 132 / tiles)))
+            split = split_k_for(n // bn, rows // bk, programs_per_sm)
             out.append(
                 BlockConfig(
                     block_n=bn,

@@ -111,7 +111,7 @@ def _fma_asm(wq: jax.Array, x: jax.Array, acc: jax.Array, layout: str, j: int) -
     return out
 
 
-def _magic_jnp(wq: jax.Array, layout: str, j: int) -> jax.Array:
+def magic_floats(wq: jax.Array, layout: str, j: int) -> jax.Array:
     """The magic floats of plane j with jnp bit operations (interpret mode, other GPUs)."""
     b = wq.astype(jnp.uint32)
     if layout == "2bit":
@@ -122,11 +122,6 @@ def _magic_jnp(wq: jax.Array, layout: str, j: int) -> jax.Array:
             m = (m * 3) & 0xFF
         bits = (((m * 3) >> 8) << 16) | jnp.uint32(MAGIC)
     return lax.bitcast_convert_type(bits, jnp.float32)
-
-
-def magic_floats(wq: jax.Array, layout: str, j: int) -> jax.Array:
-    """Public for tests: the decoded floats of plane j (jnp path)."""
-    return _magic_jnp(wq, layout, j)
 
 
 def _kernel(
@@ -176,7 +171,7 @@ def _kernel(
         r0 = pl.multiple_of((first + i) * bk, bk)
         accs, bias = list(accs), list(bias)
         for j in range(planes):
-            v = None if decode == "asm" else _magic_jnp(wq, layout, j)
+            v = None if decode == "asm" else magic_floats(wq, layout, j)
             for row in range(m):
                 xj = load_x(row, j, r0)
                 xb = jnp.broadcast_to(xj[:, None], (bk, bn))

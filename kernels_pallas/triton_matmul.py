@@ -81,6 +81,12 @@ def _largest_pow2_dividing(v: int, cap: int) -> int:
     return b
 
 
+def split_k_for(tiles: int, steps: int, programs_per_sm: int, num_sms: int = 132) -> int:
+    """Split-K that gives about ``programs_per_sm`` programs an SM for ``tiles`` output tiles,
+    keeping at least two loop steps a program."""
+    return max(1, min(steps // 2, math.ceil(programs_per_sm * num_sms / tiles)))
+
+
 def default_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> BlockConfig:
     """Block sizes for one shape.
 
@@ -95,8 +101,7 @@ def default_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> B
     r = layouts.rows_per_plane(k, layout)
     if m == 1:
         block_k = _largest_pow2_dividing(r, 32)
-        tiles, steps = n // 256, r // block_k
-        split_k = max(1, min(max(1, steps // 2), math.ceil(8 * num_sms / tiles)))
+        split_k = split_k_for(n // 256, r // block_k, 8, num_sms)
         return BlockConfig(block_n=256, block_k=block_k, split_k=split_k, gemv=True)
     block_m = min(max(16, _pow2_at_least(m)), 64)
     block_n = 128
