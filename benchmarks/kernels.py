@@ -22,6 +22,7 @@ Imports only jax, numpy and kernels_pallas (the GPU image has no grain).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -112,7 +113,12 @@ def copy_bandwidth(reps: int) -> float:
 
 
 def check(
-    layout: str, decode: str, weights_left: bool, key: jax.Array, gemv: bool = False
+    layout: str,
+    decode: str,
+    weights_left: bool,
+    key: jax.Array,
+    gemv: bool = False,
+    x_int16: bool = False,
 ) -> float:
     """Worst ||y - ref|| / ||ref|| over a few shapes (ragged M, split-K, per-column scales)."""
     worst = 0.0
@@ -146,7 +152,7 @@ def check(
             block_k=min(base.block_k, 32 if rows % 64 else 64),
         )
         if gemv:
-            cfg = cfg.replace(gemv=True, block_n=256, block_k=16)
+            cfg = cfg.replace(gemv=True, block_n=256, block_k=16, x_int16=x_int16)
         out = ternary_matmul_pallas(x, packed, scale, layout, cfg, INTERPRET)
         trits = layouts.unpack(np.asarray(packed), k, layout).astype(np.float64)
         col_scale = np.asarray(layouts.scale_per_column(scale, n), np.float64)
@@ -183,6 +189,37 @@ def candidates(layout: str, m: int, k: int, n: int, tune: bool) -> list[BlockCon
     return list(dict.fromkeys(out))
 
 
+def read_listed(path: Path) -> list[dict]:
+    """The ``--configs`` file: a JSON list of objects whose keys are BlockConfig fields (plus
+    ``"from_current"``); exits with a message naming the file and the bad entry otherwise."""
+    known = {f.name for f in dataclasses.fields(BlockConfig)} | {"from_current"}
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"--configs {path}: cannot read a JSON list: {e}") from e
+    if not isinstance(entries, list):
+        raise SystemExit(f"--configs {path}: expected a JSON list of objects, got {entries!r}")
+    for i, entry in enumerate(entries):
+        bad = set(entry) - known if isinstance(entry, dict) else {"(not an object)"}
+        if bad:
+            raise SystemExit(
+                f"--configs {path}: entry {i} has unknown keys {sorted(bad)}; "
+                f"expected BlockConfig fields {sorted(known)}"
+            )
+    return entries
+
+
+def listed_configs(entries: list[dict], current: BlockConfig) -> list[BlockConfig]:
+    """BlockConfigs of the ``--configs`` entries; one with ``"from_current": true`` changes only
+    its other fields of ``current`` (the device's choice for the point being timed)."""
+    out = []
+    for entry in entries:
+        fields = {k: v for k, v in entry.items() if k != "from_current"}
+        base = current if entry.get("from_current") else BlockConfig()
+        out.append(base.replace(**fields))
+    return out
+
+
 def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
     """CUDA-core kernel configurations (triton_gemv.py): tile widths, rows a step, warps and
     enough split-K programs for a few per SM."""
@@ -211,6 +248,22 @@ def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
                     gemv=True,
                 )
             )
+    if layout == "2bit" and m == 1:  # the integer kernel (triton_dp2a.py)
+        for bn, bk, warps in ((512, 32, 4), (1024, 32, 8), (256, 32, 4), (512, 16, 4)):
+            if n % bn or rows % bk:
+                continue
+            for programs_per_sm in (4, 8):
+                split = split_k_for(n // bn, rows // bk, programs_per_sm)
+                out.append(
+                    BlockConfig(
+                        block_n=bn,
+                        block_k=bk,
+                        split_k=split,
+                        num_warps=warps,
+                        gemv=True,
+                        x_int16=True,
+                    )
+                )
     return list(dict.fromkeys(out))
 
 
@@ -219,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="write the JSON results here")
     ap.add_argument("--ms", default=",".join(map(str, MS)), help="comma-separated batch sizes M")
     ap.add_argument("--presets", default=",".join(SHAPES), help="comma-separated shape presets")
+    ap.add_argument(
+        "--layouts", default=",".join(layouts.LAYOUTS), help="comma-separated packed layouts"
+    )
     ap.add_argument("--reps", type=int, default=9, help="timed repetitions per jit (median)")
     ap.add_argument("--check", action="store_true", help="check kernels against float64 first")
     ap.add_argument("--check-all", action="store_true", help="check the jnp decode too")
@@ -242,10 +298,17 @@ def main(argv: list[str] | None = None) -> int:
         "--configs",
         type=Path,
         default=None,
-        help="with --variants listed: a JSON list of BlockConfig fields to time at every point",
+        help="with --variants listed: a JSON list of BlockConfig fields to time at every point; "
+        'an entry with "from_current": true changes only its fields of the current choice',
     )
     ap.add_argument("--budget-seconds", type=float, default=1e9, help="stop tuning after this")
     args = ap.parse_args(argv)
+    for layout in args.layouts.split(","):
+        if layout not in layouts.LAYOUTS:
+            ap.error(f"--layouts: unknown layout {layout!r}; expected some of {layouts.LAYOUTS}")
+    listed = read_listed(args.configs) if args.variants == "listed" and args.configs else []
+    if args.variants == "listed" and not args.configs:
+        ap.error("--variants listed needs --configs F.json")
     global INTERPRET, MAX_SETS
     INTERPRET = args.interpret
     if INTERPRET:
@@ -274,10 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         for layout in layouts.LAYOUTS:
             for decode in ("asm", "jnp") if args.check_all else ("asm",):
-                for wl in (False, True, "gemv"):
+                variants = (False, True, "gemv") + (("int16",) if layout == "2bit" else ())
+                for wl in variants:
                     try:
                         err = check(
-                            layout, decode, wl is True, jax.random.fold_in(key, 7), wl == "gemv"
+                            layout,
+                            decode,
+                            wl is True,
+                            jax.random.fold_in(key, 7),
+                            gemv=wl in ("gemv", "int16"),
+                            x_int16=wl == "int16",
                         )
                         status = "ok" if err < 1e-2 else "WRONG"
                     except Exception as e:  # a variant that fails to lower must not stop the run
@@ -296,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         (c["layout"], c["decode"], c["weights_left"])
         for c in result["checks"]
         if c["status"] != "ok"
-    }  # weights_left is True, False or "gemv"
+    }  # weights_left is True, False, "gemv" or "int16" (gemv with x_int16)
 
     bw = copy_bandwidth(args.reps)
     result["copy_bytes_per_s"] = bw
@@ -320,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             row["bf16_s"] = _time_per_call(lambda x, w: jnp.dot(x, w), x_list, w_bf16, args.reps)
             del w_bf16
-            for layout in layouts.LAYOUTS:
+            for layout in args.layouts.split(","):
                 rows = layouts.rows_per_plane(k, layout)
                 n_sets = _n_sets(rows * n)
                 w_sets = [
@@ -336,13 +405,17 @@ def main(argv: list[str] | None = None) -> int:
                     configs = [preferred_config(layout, m, k, n)]
                     configs += gemv_candidates(layout, m, k, n) if m <= MAX_GEMV_M else []
                 elif tune and args.variants == "listed":
-                    configs = [preferred_config(layout, m, k, n)]
-                    for fields in json.loads(args.configs.read_text()):
-                        cfg = BlockConfig(**fields)
-                        if not (cfg.gemv and m > MAX_GEMV_M):
-                            configs.append(cfg)
+                    current = preferred_config(layout, m, k, n)
+                    configs = [current] + [
+                        cfg
+                        for cfg in listed_configs(listed, current)
+                        if not (cfg.gemv and m > MAX_GEMV_M)
+                        and not (cfg.x_int16 and layout != "2bit")
+                    ]
+                    configs = list(dict.fromkeys(configs))
                 for cfg in configs:
                     variant = "gemv" if cfg.gemv else cfg.weights_left
+                    variant = "int16" if cfg.x_int16 else variant
                     if (layout, cfg.decode, variant) in broken:
                         continue
                     try:
@@ -406,7 +479,8 @@ def _fmt_row(row: dict, bw: float) -> str:
     def part(name: str) -> str:
         t = row.get(f"{name}_s")
         if t is None:
-            return f"{'fail':>8s} {'':>5s} {'':>4s}"
+            tried = f"{name}_tried" in row
+            return f"{'fail' if tried else '-':>8s} {'':>5s} {'':>4s}"
         frac = row[f"{name}_bytes_per_s"] / bw * 100
         return f"{t * 1e6:8.1f} {row[f'{name}_speedup']:5.2f} {frac:4.0f}"
 

@@ -41,9 +41,10 @@ def ternary_matmul(
 
     Returns:
       ``[M, N]`` in ``x.dtype``. On an NVIDIA GPU (or with ``interpret``) this runs a Pallas
-      kernel, which needs K and N multiples of 256: the CUDA-core kernel (``triton_gemv.py``)
-      where ``config`` or the table says so (M = 1 by default), else the MMA kernel
-      (``triton_matmul.py``); elsewhere the unpack-then-dot reference.
+      kernel, which needs K and N multiples of 256: a CUDA-core kernel where ``config`` or the
+      table says so (M = 1 by default; ``triton_gemv.py``, or ``triton_dp2a.py`` for 2-bit with
+      ``x_int16``), else the MMA kernel (``triton_matmul.py``); elsewhere the unpack-then-dot
+      reference.
     """
     if interpret or _cuda_device(x):
         return ternary_matmul_pallas(x, packed, scale, layout, config, interpret)

@@ -1,6 +1,7 @@
 """Pallas (Triton lowering) GPU kernel for ``x @ (scale * T)`` with T in a packed ternary layout,
-on the matrix units; ``ternary_matmul_pallas`` also launches the CUDA-core kernel of
-``triton_gemv.py`` (chosen at M = 1) with the same operands and split-K partial sums.
+on the matrix units; ``ternary_matmul_pallas`` also launches the CUDA-core kernels of
+``triton_gemv.py`` (chosen at M = 1) and ``triton_dp2a.py`` (2-bit, where the tuned table says
+so) with the same operands and split-K partial sums.
 
 One program computes a ``[block_m, block_n]`` tile of the output over one K-range (its split).
 Each loop step loads ``[block_k, block_n]`` packed bytes (the only read of the weights; nothing
@@ -32,6 +33,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from kernels_pallas import layouts
+from kernels_pallas.triton_dp2a import dp2a_kernel
 from kernels_pallas.triton_gemv import MAX_GEMV_M, gemv_kernel
 
 KERNEL_K_MULTIPLE = 256
@@ -54,6 +56,8 @@ class BlockConfig:
     decode: "asm" (inline PTX; CUDA only) or "jnp" (portable jnp bit operations).
     gemv: run the CUDA-core kernel of ``triton_gemv.py`` instead (M <= 8; block_m and
       weights_left are then unused): no MMA, no shared-memory round trip of decoded weights.
+    x_int16: with ``gemv`` and the 2bit layout, the integer variant of the CUDA-core kernel
+      (``triton_dp2a.py``): x quantized to int16 per block, ``dp2a`` on the weights' codes.
     """
 
     block_m: int = 16
@@ -65,6 +69,7 @@ class BlockConfig:
     weights_left: bool = False
     decode: str = "asm"
     gemv: bool = False
+    x_int16: bool = False
 
     def replace(self, **changes: object) -> BlockConfig:
         return dataclasses.replace(self, **changes)
@@ -341,7 +346,7 @@ def check_kernel_shapes(x_shape: tuple[int, ...], packed_shape: tuple[int, ...],
         )
 
 
-def _check_config(cfg: BlockConfig, m: int, n: int, rows: int) -> None:
+def _check_config(cfg: BlockConfig, layout: str, n: int, rows: int) -> None:
     pow2 = {"block_m": cfg.block_m, "block_n": cfg.block_n, "block_k": cfg.block_k}
     for name, v in pow2.items():
         least = 8 if cfg.gemv and name == "block_k" else 16
@@ -354,6 +359,11 @@ def _check_config(cfg: BlockConfig, m: int, n: int, rows: int) -> None:
         )
     if cfg.split_k < 1 or cfg.decode not in ("asm", "jnp"):
         raise ValueError(f"BlockConfig: split_k >= 1 and decode in (asm, jnp), got {cfg}")
+    if cfg.x_int16 and not (cfg.gemv and layout == "2bit"):
+        raise ValueError(
+            f"BlockConfig.x_int16 needs gemv=True and the 2bit layout (got gemv={cfg.gemv}, "
+            f"layout {layout})"
+        )
 
 
 @functools.partial(jax.jit, static_argnames=("layout", "config", "interpret"))
@@ -375,8 +385,8 @@ def ternary_matmul_pallas(
     if interpret and cfg.decode == "asm":
         cfg = cfg.replace(decode="jnp")  # PTX cannot run in the interpreter
     if cfg.gemv and m > MAX_GEMV_M:
-        cfg = cfg.replace(gemv=False)  # a table entry measured at a smaller M
-    _check_config(cfg, m, n, rows)
+        cfg = cfg.replace(gemv=False, x_int16=False)  # a table entry measured at a smaller M
+    _check_config(cfg, layout, n, rows)
     groups = layouts.check_scale_shape(jnp.shape(scale), n)
     scale_columns = groups > 1
     s2d = (
@@ -388,7 +398,19 @@ def ternary_matmul_pallas(
     steps_per_split = math.ceil(total_steps / cfg.split_k)
     split = math.ceil(total_steps / steps_per_split)  # no program without work
     cfg = cfg.replace(split_k=split)
-    if cfg.gemv:
+    if cfg.gemv and cfg.x_int16:
+        kernel, grid = dp2a_kernel(
+            m=m,
+            rows=rows,
+            n=n,
+            block_n=cfg.block_n,
+            block_k=cfg.block_k,
+            split=split,
+            steps_per_split=steps_per_split,
+            scale_columns=scale_columns,
+            decode=cfg.decode,
+        )
+    elif cfg.gemv:
         kernel, grid = gemv_kernel(
             layout=layout,
             m=m,

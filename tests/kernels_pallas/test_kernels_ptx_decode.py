@@ -1,5 +1,6 @@
 """The inline PTX that decodes packed bytes on the GPU, run through a tiny emulator on the CPU
-(both kernels: the MMA kernel's bf16 trits and the CUDA-core kernel's magic-float FMAs).
+(the MMA kernel's bf16 trits, the CUDA-core kernel's magic-float FMAs, the integer kernel's
+transpose and dp2a).
 
 The GPU kernel's asm cannot run in Pallas interpret mode, so this checks its arithmetic here: every
 byte value in every position of the 4-byte register, against the layout's numpy unpacking.
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from kernels_pallas import layouts
+from kernels_pallas.triton_dp2a import DP2A_ASM_PLANES
 from kernels_pallas.triton_gemv import GEMV_ASM_PLANES, magic_floats, plane_delta
 from kernels_pallas.triton_matmul import ASM_PLANES
 
@@ -91,6 +93,15 @@ def run_ptx(asm: str, operands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             res = ((src[0].astype(np.uint64) * src[1].astype(np.uint64)) & MASK32).astype(np.uint32)
         elif op == "fma.rn.bf16x2":
             res = _fma_bf16x2(*src)
+        elif op in ("dp2a.lo.s32.u32", "dp2a.hi.s32.u32"):
+            a, b, c = (v.astype(np.uint32) for v in src)
+            first = 0 if op.startswith("dp2a.lo") else 2
+            acc = c.view(np.int32).astype(np.int64)
+            for i in range(2):
+                half = ((a >> np.uint32(16 * i)) & np.uint32(0xFFFF)).astype(np.uint16)
+                byte = (b >> np.uint32(8 * (first + i))) & np.uint32(0xFF)
+                acc = acc + half.view(np.int16).astype(np.int64) * byte.astype(np.int64)
+            res = (acc & 0xFFFFFFFF).astype(np.uint32)  # wraps like the hardware
         elif op == "fma.rn.f32":
             a, b, c = (v.astype(np.uint32).view(np.float32).astype(np.float64) for v in src)
             res = (a * b + c).astype(np.float32).view(np.uint32)  # exact here: a * b fits
@@ -164,3 +175,31 @@ def test_gemv_ptx_accumulates_magic_floats_times_x(layout: str, position: int) -
         np.testing.assert_array_equal(magic_floats(jnp.asarray(words, jnp.uint8), layout, j), magic)
         want = accs.T.astype(np.float64) + magic * xs.T  # exact: small integers times 2**-20
         np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("position", range(4))
+def test_dp2a_ptx_transposes_and_sums_codes_times_x(position: int) -> None:
+    """The integer kernel's asm: 4 registers of 4 packed rows x 4 columns in, each column's
+    sum over the 4 rows of code * x added to its accumulator, for every byte value in every
+    position of every row's register."""
+    valid = _all_bytes("2bit")
+    rng = np.random.default_rng(20 + position)
+    size = valid.size
+    words = rng.choice(valid, size=(4, size, 4)).astype(np.uint32)  # [row q, case, column]
+    words[:, :, position] = valid[rng.permutation(size)]
+    regs = [w[:, 0] | w[:, 1] << 8 | w[:, 2] << 16 | w[:, 3] << 24 for w in words]
+    xq = rng.integers(-16383, 16384, (size, 4)).astype(np.int64)  # x of rows 0..3
+    x16 = (xq & 0xFFFF).astype(np.uint32)
+    x_lo, x_hi = x16[:, 0] | x16[:, 1] << 16, x16[:, 2] | x16[:, 3] << 16
+    accs = rng.integers(-(2**20), 2**20, (4, size)).astype(np.int32)
+    for j, asm in enumerate(DP2A_ASM_PLANES):
+        operands = {f"${4 + q}": regs[q].astype(np.uint32) for q in range(4)}
+        for c in range(4):
+            operands[f"${8 + c}"] = x_lo
+            operands[f"${12 + c}"] = x_hi
+            operands[f"${16 + c}"] = accs[c].view(np.uint32)
+        out = run_ptx(asm, operands)
+        codes = (words.astype(np.int64) >> (2 * j)) & 3  # [row q, case, column]
+        for c in range(4):
+            want = accs[c].astype(np.int64) + np.einsum("qk,kq->k", codes[:, :, c], xq)
+            np.testing.assert_array_equal(out[f"${c}"].view(np.int32), want)

@@ -9,6 +9,7 @@ import pytest
 from kernels_pallas import (
     BlockConfig,
     default_config,
+    layouts,
     pack,
     ternary_matmul,
     ternary_matmul_pallas,
@@ -96,6 +97,57 @@ def test_cuda_core_kernel_offset_keeps_precision_for_positive_activations(layout
     got = ternary_matmul_pallas(x, packed, jnp.float32(1.0), layout, cfg, interpret=True)
     ref = ternary_matmul_reference(x, packed, jnp.float32(1.0), layout)
     assert _rel_err(got, want) < 2 * _rel_err(ref, want)
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "cfg"),
+    [
+        (1, 512, BlockConfig(block_n=256, block_k=32, split_k=2, gemv=True, x_int16=True)),
+        (1, 1024, BlockConfig(block_n=512, block_k=16, split_k=3, gemv=True, x_int16=True)),
+        (3, 768, BlockConfig(block_n=128, block_k=8, split_k=1, gemv=True, x_int16=True)),
+        (8, 512, BlockConfig(block_n=256, block_k=32, split_k=1, gemv=True, x_int16=True)),
+    ],
+)
+def test_integer_kernel_matches_float64(m: int, k: int, cfg: BlockConfig) -> None:
+    """The dp2a kernel (x quantized to int16 per program and row): split-K (each split its own
+    x scale), per-block gammas, an outlier in x, as close as the bf16 reference."""
+    x, packed, scale, want = _problem(m, k, 512, "2bit", seed=k + m, groups=1 + (m % 2) * 3)
+    x = x.at[0, 3].set(60.0)  # 20 sigma: sets the scale of its row's first split
+    want = np.asarray(x, np.float64) @ (
+        layouts.unpack(np.asarray(packed), k, "2bit").astype(np.float64)
+        * np.asarray(layouts.scale_per_column(scale, 512))[None, :]
+    )
+    got = ternary_matmul_pallas(x, packed, scale, "2bit", cfg, interpret=True)
+    ref = ternary_matmul_reference(x, packed, scale, "2bit")
+    assert got.shape == (m, 512) and got.dtype == jnp.bfloat16
+    assert _rel_err(got, want) < 1.2 * _rel_err(ref, want)
+
+
+def test_integer_kernel_positive_and_zero_activations() -> None:
+    """All-positive x (the codes' offset is then largest) and an all-zero row (no scale)."""
+    rng = np.random.default_rng(11)
+    k, n = 2048, 256
+    trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
+    x = np.abs(rng.standard_normal((2, k)))
+    x[1] = 0.0
+    xb = jnp.asarray(x, jnp.bfloat16)
+    packed = jnp.asarray(pack(trits, "2bit"))
+    cfg = BlockConfig(block_n=256, block_k=32, split_k=4, gemv=True, x_int16=True)
+    got = np.asarray(ternary_matmul_pallas(xb, packed, jnp.float32(1.0), "2bit", cfg, True))
+    want = np.asarray(xb, np.float64) @ trits.astype(np.float64)
+    ref = np.asarray(ternary_matmul_reference(xb, packed, jnp.float32(1.0), "2bit"))
+    assert _rel_err(got[:1], want[:1]) < 1.2 * _rel_err(ref[:1], want[:1])
+    np.testing.assert_array_equal(got[1], 0.0)
+
+
+def test_integer_kernel_needs_2bit_and_the_cuda_core_path() -> None:
+    x = jnp.zeros((1, 256), jnp.bfloat16)
+    packed = jnp.zeros((64, 256), jnp.uint8)  # the packed shape of K = 256 in both layouts
+    cfg = BlockConfig(block_n=256, block_k=32, gemv=True, x_int16=True)
+    with pytest.raises(ValueError, match="x_int16 needs gemv=True and the 2bit layout"):
+        ternary_matmul_pallas(x, packed, jnp.float32(1), "1.6bit", cfg, interpret=True)
+    with pytest.raises(ValueError, match="got gemv=False"):
+        ternary_matmul_pallas(x, packed, jnp.float32(1), "2bit", cfg.replace(gemv=False), True)
 
 
 @pytest.mark.parametrize("layout", ["2bit", "1.6bit"])

@@ -1,0 +1,64 @@
+"""The kernel benchmark scripts' helpers: the ``--configs`` reader of benchmarks/kernels.py and the
+SASS summary of benchmarks/triton_sass.py (on a hand-written listing, no GPU or Triton needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernels_pallas.triton_matmul import BlockConfig
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building the class
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_listed_configs_apply_from_current_and_reject_unknown_keys(tmp_path: Path) -> None:
+    kernels = _load("kernels")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([{"from_current": True, "block_k": 16}, {"block_n": 64}]))
+    current = BlockConfig(block_n=256, block_k=32, split_k=10, gemv=True)
+    got = kernels.listed_configs(kernels.read_listed(path), current)
+    assert got == [current.replace(block_k=16), BlockConfig(block_n=64)]
+
+    path.write_text(json.dumps([{"blok_k": 3}]))
+    with pytest.raises(SystemExit, match=r"c\.json: entry 0 has unknown keys \['blok_k'\]"):
+        kernels.read_listed(path)
+    path.write_text("{not json")
+    with pytest.raises(SystemExit, match="cannot read a JSON list"):
+        kernels.read_listed(path)
+
+
+SASS = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   LOP3.LUT R2, R3, 0x3, RZ, 0xc0, !PT ;
+        /*0020*/                   HGMMA.64x16x16.F32.BF16 R24, R32, gdesc[UR12], R24 ;
+        /*0030*/                   HGMMA.64x16x16.F32.BF16 R24, R36, gdesc[UR16], R24, gsb0 ;
+        /*0040*/                   WARPGROUP.DEPBAR.LE gsb0, 0x0 ;
+        /*0050*/                   FFMA R4, R5, R6, R4 ;
+        /*0060*/               @P0 FFMA R7, R5, R6, R7 ;
+        /*0070*/               @P1 BRA 0x20 ;
+        /*0080*/                   WARPGROUP.DEPBAR.LE gsb0, 0x7 ;
+        /*0090*/              @!P2 BRA 0x50 ;
+        /*00a0*/                   EXIT ;
+        /*00b0*/                   BRA 0xb0;
+"""
+
+
+def test_sass_summary_finds_the_widest_loop_and_the_wgmma_waits() -> None:
+    summary = _load("triton_sass").summarise(SASS)
+    # the loop 0x20..0x70 (6 instructions) is wider than 0x50..0x90; BRA 0xb0 is not backward
+    assert summary.loop_instructions == 6
+    assert summary.loop_mix == {"HGMMA": 2, "WARPGROUP": 1, "FFMA": 2, "BRA": 1}
+    assert summary.wgmma == 2
+    assert summary.wgmma_waits == [0, 7]
