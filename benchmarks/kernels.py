@@ -248,7 +248,7 @@ def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
                     gemv=True,
                 )
             )
-    if layout == "2bit" and m == 1:  # the integer kernel (triton_dp2a.py)
+    if m == 1:  # the integer kernel (triton_dp2a.py)
         for bn, bk, warps in ((512, 32, 4), (1024, 32, 8), (256, 32, 4), (512, 16, 4)):
             if n % bn or rows % bk:
                 continue
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         for layout in layouts.LAYOUTS:
             for decode in ("asm", "jnp") if args.check_all else ("asm",):
-                variants = (False, True, "gemv") + (("int16",) if layout == "2bit" else ())
+                variants = (False, True, "gemv", "int16")
                 for wl in variants:
                     try:
                         err = check(
@@ -410,7 +410,6 @@ def main(argv: list[str] | None = None) -> int:
                         cfg
                         for cfg in listed_configs(listed, current)
                         if not (cfg.gemv and m > MAX_GEMV_M)
-                        and not (cfg.x_int16 and layout != "2bit")
                     ]
                     configs = list(dict.fromkeys(configs))
                 for cfg in configs:

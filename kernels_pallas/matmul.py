@@ -42,7 +42,7 @@ def ternary_matmul(
     Returns:
       ``[M, N]`` in ``x.dtype``. On an NVIDIA GPU (or with ``interpret``) this runs a Pallas
       kernel, which needs K and N multiples of 256: a CUDA-core kernel where ``config`` or the
-      table says so (M = 1 by default; ``triton_gemv.py``, or ``triton_dp2a.py`` for 2-bit with
+      table says so (M = 1 by default; ``triton_gemv.py``, or ``triton_dp2a.py`` with
       ``x_int16``), else the MMA kernel (``triton_matmul.py``); elsewhere the unpack-then-dot
       reference.
     """

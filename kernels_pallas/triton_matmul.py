@@ -1,7 +1,7 @@
 """Pallas (Triton lowering) GPU kernel for ``x @ (scale * T)`` with T in a packed ternary layout,
 on the matrix units; ``ternary_matmul_pallas`` also launches the CUDA-core kernels of
-``triton_gemv.py`` (chosen at M = 1) and ``triton_dp2a.py`` (2-bit, where the tuned table says
-so) with the same operands and split-K partial sums.
+``triton_gemv.py`` (chosen at M = 1) and ``triton_dp2a.py`` (where the tuned table says so)
+with the same operands and split-K partial sums.
 
 One program computes a ``[block_m, block_n]`` tile of the output over one K-range (its split).
 Each loop step loads ``[block_k, block_n]`` packed bytes (the only read of the weights; nothing
@@ -38,6 +38,8 @@ from kernels_pallas.triton_gemv import MAX_GEMV_M, gemv_kernel
 
 KERNEL_K_MULTIPLE = 256
 KERNEL_N_MULTIPLE = 256
+INTEGER_KERNEL_MIN_WEIGHTS = 1 << 27
+"""K * N from which ``default_config`` takes the integer CUDA-core kernel at M = 1."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,7 @@ class BlockConfig:
     decode: "asm" (inline PTX; CUDA only) or "jnp" (portable jnp bit operations).
     gemv: run the CUDA-core kernel of ``triton_gemv.py`` instead (M <= 8; block_m and
       weights_left are then unused): no MMA, no shared-memory round trip of decoded weights.
-    x_int16: with ``gemv`` and the 2bit layout, the integer variant of the CUDA-core kernel
+    x_int16: with ``gemv``, the integer variant of the CUDA-core kernel
       (``triton_dp2a.py``): x quantized to int16 per block, ``dp2a`` on the weights' codes.
     """
 
@@ -95,9 +97,11 @@ def split_k_for(tiles: int, steps: int, programs_per_sm: int, num_sms: int = 132
 def default_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> BlockConfig:
     """Block sizes for one shape.
 
-    Rules rather than a table. M = 1: the CUDA-core kernel (``triton_gemv.py``) on 256-column
-    tiles, 32 packed rows a step and split-K to about 8 programs an SM (on an H100 it beat the
-    MMA kernel on 11 of the 16 measured M = 1 points, by up to 27% on 8192 x 28672). Otherwise
+    Rules rather than a table. M = 1: a CUDA-core kernel on 256-column tiles, 32 packed rows a
+    step and split-K to about 8 programs an SM (on an H100 it beat the MMA kernel on 11 of the 16
+    measured M = 1 points, by up to 27% on 8192 x 28672): the integer one (``triton_dp2a.py``)
+    from ``INTEGER_KERNEL_MIN_WEIGHTS`` weights up (25% / 7% faster than the float one on
+    8192 x 28672; below, the two traded places within the noise), else ``triton_gemv.py``. Otherwise
     the MMA kernel: at least two programs per SM (split-K when N alone is too narrow), 16-row MMA
     tiles up to M = 16 and 64-row tiles above, 64 packed rows (256 or 320 K-rows) a step; a
     sweep of alternatives (bigger or smaller block_n, 8 warps, deeper pipelining, weights as the
@@ -107,7 +111,10 @@ def default_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> B
     if m == 1:
         block_k = _largest_pow2_dividing(r, 32)
         split_k = split_k_for(n // 256, r // block_k, 8, num_sms)
-        return BlockConfig(block_n=256, block_k=block_k, split_k=split_k, gemv=True)
+        x_int16 = k * n >= INTEGER_KERNEL_MIN_WEIGHTS
+        return BlockConfig(
+            block_n=256, block_k=block_k, split_k=split_k, gemv=True, x_int16=x_int16
+        )
     block_m = min(max(16, _pow2_at_least(m)), 64)
     block_n = 128
     block_k = _largest_pow2_dividing(r, 64)
@@ -359,11 +366,8 @@ def _check_config(cfg: BlockConfig, layout: str, n: int, rows: int) -> None:
         )
     if cfg.split_k < 1 or cfg.decode not in ("asm", "jnp"):
         raise ValueError(f"BlockConfig: split_k >= 1 and decode in (asm, jnp), got {cfg}")
-    if cfg.x_int16 and not (cfg.gemv and layout == "2bit"):
-        raise ValueError(
-            f"BlockConfig.x_int16 needs gemv=True and the 2bit layout (got gemv={cfg.gemv}, "
-            f"layout {layout})"
-        )
+    if cfg.x_int16 and not cfg.gemv:
+        raise ValueError(f"BlockConfig.x_int16 needs gemv=True (got {cfg})")
 
 
 @functools.partial(jax.jit, static_argnames=("layout", "config", "interpret"))
@@ -400,7 +404,9 @@ def ternary_matmul_pallas(
     cfg = cfg.replace(split_k=split)
     if cfg.gemv and cfg.x_int16:
         kernel, grid = dp2a_kernel(
+            layout=layout,
             m=m,
+            k=k,
             rows=rows,
             n=n,
             block_n=cfg.block_n,

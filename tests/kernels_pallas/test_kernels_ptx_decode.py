@@ -177,29 +177,41 @@ def test_gemv_ptx_accumulates_magic_floats_times_x(layout: str, position: int) -
         np.testing.assert_array_equal(got, want.astype(np.float32))
 
 
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
 @pytest.mark.parametrize("position", range(4))
-def test_dp2a_ptx_transposes_and_sums_codes_times_x(position: int) -> None:
-    """The integer kernel's asm: 4 registers of 4 packed rows x 4 columns in, each column's
-    sum over the 4 rows of code * x added to its accumulator, for every byte value in every
-    position of every row's register."""
-    valid = _all_bytes("2bit")
+def test_dp2a_ptx_transposes_and_sums_codes_times_x(layout: str, position: int) -> None:
+    """The integer kernel's asm: 4 registers of 4 packed rows x 4 columns in, each column's sum
+    over the 4 rows of weight * x added to its accumulator (2-bit: plane j's code; 1.6-bit:
+    m_j = q * 3**j mod 256), for every byte value in every position of every row's register."""
+    valid = _all_bytes(layout)
     rng = np.random.default_rng(20 + position)
     size = valid.size
     words = rng.choice(valid, size=(4, size, 4)).astype(np.uint32)  # [row q, case, column]
     words[:, :, position] = valid[rng.permutation(size)]
     regs = [w[:, 0] | w[:, 1] << 8 | w[:, 2] << 16 | w[:, 3] << 24 for w in words]
-    xq = rng.integers(-16383, 16384, (size, 4)).astype(np.int64)  # x of rows 0..3
+    xq = rng.integers(-32767, 32768, (size, 4)).astype(np.int64)  # x of rows 0..3
     x16 = (xq & 0xFFFF).astype(np.uint32)
     x_lo, x_hi = x16[:, 0] | x16[:, 1] << 16, x16[:, 2] | x16[:, 3] << 16
     accs = rng.integers(-(2**20), 2**20, (4, size)).astype(np.int32)
-    for j, asm in enumerate(DP2A_ASM_PLANES):
+    for j, asm in enumerate(DP2A_ASM_PLANES[layout]):
         operands = {f"${4 + q}": regs[q].astype(np.uint32) for q in range(4)}
         for c in range(4):
             operands[f"${8 + c}"] = x_lo
             operands[f"${12 + c}"] = x_hi
             operands[f"${16 + c}"] = accs[c].view(np.uint32)
         out = run_ptx(asm, operands)
-        codes = (words.astype(np.int64) >> (2 * j)) & 3  # [row q, case, column]
+        q = words.astype(np.int64)  # [row, case, column]
+        weight = (q >> (2 * j)) & 3 if layout == "2bit" else (q * 3**j) % 256
         for c in range(4):
-            want = accs[c].astype(np.int64) + np.einsum("qk,kq->k", codes[:, :, c], xq)
+            want = accs[c].astype(np.int64) + np.einsum("qk,kq->k", weight[:, :, c], xq)
             np.testing.assert_array_equal(out[f"${c}"].view(np.int32), want)
+
+
+def test_1p6bit_digits_from_the_bytes_identity() -> None:
+    """256 d_j = 3 m_j - m_{j+1} for every byte and digit: what lets the integer kernel multiply
+    bytes instead of extracting digits (triton_dp2a.WEIGHT_PLANES)."""
+    q = _all_bytes("1.6bit").astype(np.int64)
+    m = [(q * 3**j) % 256 for j in range(6)]
+    for j in range(5):
+        digits = _plane_trits(q.astype(np.uint8), "1.6bit", j).astype(np.int64) + 1
+        np.testing.assert_array_equal(256 * digits, 3 * m[j] - m[j + 1])

@@ -99,6 +99,7 @@ def test_cuda_core_kernel_offset_keeps_precision_for_positive_activations(layout
     assert _rel_err(got, want) < 2 * _rel_err(ref, want)
 
 
+@pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
 @pytest.mark.parametrize(
     ("m", "k", "cfg"),
     [
@@ -108,22 +109,24 @@ def test_cuda_core_kernel_offset_keeps_precision_for_positive_activations(layout
         (8, 512, BlockConfig(block_n=256, block_k=32, split_k=1, gemv=True, x_int16=True)),
     ],
 )
-def test_integer_kernel_matches_float64(m: int, k: int, cfg: BlockConfig) -> None:
+def test_integer_kernel_matches_float64(layout: str, m: int, k: int, cfg: BlockConfig) -> None:
     """The dp2a kernel (x quantized to int16 per program and row): split-K (each split its own
-    x scale), per-block gammas, an outlier in x, as close as the bf16 reference."""
-    x, packed, scale, want = _problem(m, k, 512, "2bit", seed=k + m, groups=1 + (m % 2) * 3)
+    x scale), per-block gammas, 1.6-bit K padding (768, 1024), an outlier in x; as close to the
+    float64 result as the bf16 reference (x rounded to int8 would fail this)."""
+    x, packed, scale, want = _problem(m, k, 512, layout, seed=k + m, groups=1 + (m % 2) * 3)
     x = x.at[0, 3].set(60.0)  # 20 sigma: sets the scale of its row's first split
     want = np.asarray(x, np.float64) @ (
-        layouts.unpack(np.asarray(packed), k, "2bit").astype(np.float64)
+        layouts.unpack(np.asarray(packed), k, layout).astype(np.float64)
         * np.asarray(layouts.scale_per_column(scale, 512))[None, :]
     )
-    got = ternary_matmul_pallas(x, packed, scale, "2bit", cfg, interpret=True)
-    ref = ternary_matmul_reference(x, packed, scale, "2bit")
+    got = ternary_matmul_pallas(x, packed, scale, layout, cfg, interpret=True)
+    ref = ternary_matmul_reference(x, packed, scale, layout)
     assert got.shape == (m, 512) and got.dtype == jnp.bfloat16
     assert _rel_err(got, want) < 1.2 * _rel_err(ref, want)
 
 
-def test_integer_kernel_positive_and_zero_activations() -> None:
+@pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
+def test_integer_kernel_positive_and_zero_activations(layout: str) -> None:
     """All-positive x (the codes' offset is then largest) and an all-zero row (no scale)."""
     rng = np.random.default_rng(11)
     k, n = 2048, 256
@@ -131,23 +134,20 @@ def test_integer_kernel_positive_and_zero_activations() -> None:
     x = np.abs(rng.standard_normal((2, k)))
     x[1] = 0.0
     xb = jnp.asarray(x, jnp.bfloat16)
-    packed = jnp.asarray(pack(trits, "2bit"))
+    packed = jnp.asarray(pack(trits, layout))
     cfg = BlockConfig(block_n=256, block_k=32, split_k=4, gemv=True, x_int16=True)
-    got = np.asarray(ternary_matmul_pallas(xb, packed, jnp.float32(1.0), "2bit", cfg, True))
+    got = np.asarray(ternary_matmul_pallas(xb, packed, jnp.float32(1.0), layout, cfg, True))
     want = np.asarray(xb, np.float64) @ trits.astype(np.float64)
-    ref = np.asarray(ternary_matmul_reference(xb, packed, jnp.float32(1.0), "2bit"))
+    ref = np.asarray(ternary_matmul_reference(xb, packed, jnp.float32(1.0), layout))
     assert _rel_err(got[:1], want[:1]) < 1.2 * _rel_err(ref[:1], want[:1])
     np.testing.assert_array_equal(got[1], 0.0)
 
 
-def test_integer_kernel_needs_2bit_and_the_cuda_core_path() -> None:
-    x = jnp.zeros((1, 256), jnp.bfloat16)
-    packed = jnp.zeros((64, 256), jnp.uint8)  # the packed shape of K = 256 in both layouts
-    cfg = BlockConfig(block_n=256, block_k=32, gemv=True, x_int16=True)
-    with pytest.raises(ValueError, match="x_int16 needs gemv=True and the 2bit layout"):
-        ternary_matmul_pallas(x, packed, jnp.float32(1), "1.6bit", cfg, interpret=True)
-    with pytest.raises(ValueError, match="got gemv=False"):
-        ternary_matmul_pallas(x, packed, jnp.float32(1), "2bit", cfg.replace(gemv=False), True)
+def test_integer_kernel_needs_the_cuda_core_path() -> None:
+    cfg = BlockConfig(block_n=256, block_k=32, gemv=False, x_int16=True)
+    x, packed = jnp.zeros((1, 256), jnp.bfloat16), jnp.zeros((64, 256), jnp.uint8)
+    with pytest.raises(ValueError, match="x_int16 needs gemv=True"):
+        ternary_matmul_pallas(x, packed, jnp.float32(1), "2bit", cfg, interpret=True)
 
 
 @pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
@@ -160,11 +160,13 @@ def test_reference_and_cpu_dispatch(layout: str) -> None:
 
 def test_default_config_fits_shapes() -> None:
     for layout in ("2bit", "1.6bit"):
-        for m, k, n in [(1, 2048, 2048), (64, 8192, 28672), (256, 3072, 8192), (5, 256, 256)]:
+        shapes = [(1, 2048, 2048), (1, 8192, 28672), (64, 8192, 28672), (256, 3072, 8192)]
+        for m, k, n in [*shapes, (5, 256, 256)]:
             cfg = default_config(layout, m, k, n)
             rows = pack(np.zeros((k, 1), np.int8), layout).shape[0]
             assert n % cfg.block_n == 0 and rows % cfg.block_k == 0 and cfg.split_k >= 1
             assert cfg.gemv == (m == 1)  # the CUDA-core kernel at M = 1 (docs/benchmarks.md)
+            assert cfg.x_int16 == (m == 1 and k * n >= 1 << 27)  # integer for the largest
 
 
 @pytest.mark.parametrize(
