@@ -221,19 +221,24 @@ def listed_configs(entries: list[dict], current: BlockConfig) -> list[BlockConfi
 
 
 def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
-    """CUDA-core kernel configurations (triton_gemv.py): tile widths, rows a step, warps and
-    enough split-K programs for a few per SM."""
+    """CUDA-core kernel configurations (float: triton_gemv.py; integer, at M = 1:
+    triton_dp2a.py): tile widths, rows a step, warps and enough split-K programs for a few per
+    SM."""
     rows = layouts.rows_per_plane(k, layout)
+    tiles = [  # (block_n, block_k, warps, x_int16): the better ones of wider sweeps on an H100
+        (512, 16, 4, False),
+        (256, 32, 4, False),
+        (256, 16, 4, False),
+        (256, 16, 2, False),
+        (512, 8, 8, False),
+        (128, 16, 2, False),
+    ]
+    if m == 1:
+        tiles += [(512, 32, 4, True), (1024, 32, 8, True), (256, 32, 4, True), (512, 16, 4, True)]
     out = []
-    for bn, bk, warps, stages in (  # the better ones of a wider sweep on an H100
-        (512, 16, 4, 3),
-        (256, 32, 4, 3),
-        (256, 16, 4, 3),
-        (256, 16, 2, 3),
-        (512, 8, 8, 3),
-        (128, 16, 2, 3),
-    ):
-        bk = max(8, bk // max(1, m // 2))  # accumulators grow with M
+    for bn, bk, warps, x_int16 in tiles:
+        if not x_int16:
+            bk = max(8, bk // max(1, m // 2))  # the float kernel's accumulators grow with M
         if n % bn or rows % bk:
             continue
         for programs_per_sm in (4, 8):
@@ -244,26 +249,10 @@ def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
                     block_k=bk,
                     split_k=split,
                     num_warps=warps,
-                    num_stages=stages,
                     gemv=True,
+                    x_int16=x_int16,
                 )
             )
-    if m == 1:  # the integer kernel (triton_dp2a.py)
-        for bn, bk, warps in ((512, 32, 4), (1024, 32, 8), (256, 32, 4), (512, 16, 4)):
-            if n % bn or rows % bk:
-                continue
-            for programs_per_sm in (4, 8):
-                split = split_k_for(n // bn, rows // bk, programs_per_sm)
-                out.append(
-                    BlockConfig(
-                        block_n=bn,
-                        block_k=bk,
-                        split_k=split,
-                        num_warps=warps,
-                        gemv=True,
-                        x_int16=True,
-                    )
-                )
     return list(dict.fromkeys(out))
 
 

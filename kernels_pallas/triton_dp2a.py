@@ -31,6 +31,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from kernels_pallas import layouts
+from kernels_pallas.triton_gemv import cuda_core_kernel, write_rows
 
 MAGIC = 12582912.0  # 1.5 * 2**23: v + MAGIC rounds v (|v| < 2**22) to an integer ...
 MAGIC_BITS = 0x4B400000  # ... whose bits are MAGIC_BITS + round(v)
@@ -247,43 +248,14 @@ def _kernel(
         tuple(jnp.zeros((groups,), jnp.int32) for _ in range(m)),
     )
     totals, offsets = lax.fori_loop(0, count, body, init)
+    outs = []
     for row in range(m):
         total = jnp.sum(totals[row], axis=0) - jnp.sum(offsets[row])  # exact int32
-        out = total.astype(jnp.float32) * scales[row]
-        if split > 1:
-            o_ref[pid_s, row, pl.ds(n0, bn)] = out
-        else:
-            s = s_ref[0, pl.ds(n0, bn)] if scale_columns else s_ref[0, 0]
-            o_ref[row, pl.ds(n0, bn)] = (out * s).astype(o_ref.dtype)
-
-
-def dp2a_kernel(
-    *,
-    layout: str,
-    m: int,
-    k: int,
-    rows: int,
-    n: int,
-    block_n: int,
-    block_k: int,
-    split: int,
-    steps_per_split: int,
-    scale_columns: bool,
-    decode: str,
-) -> tuple[functools.partial, tuple[int, int]]:
-    """The kernel body and grid for ``pl.pallas_call`` (same operands as the other kernels)."""
-    kernel = functools.partial(
-        _kernel,
-        layout=layout,
-        m=m,
-        k=k,
-        rows=rows,
-        block_n=block_n,
-        block_k=block_k,
-        split=split,
-        steps_per_split=steps_per_split,
-        total_steps=rows // block_k,
-        scale_columns=scale_columns,
-        decode=decode,
+        outs.append(total.astype(jnp.float32) * scales[row])
+    write_rows(
+        outs, s_ref, o_ref, pid_s=pid_s, n0=n0, bn=bn, split=split, scale_columns=scale_columns
     )
-    return kernel, (n // block_n, split)
+
+
+dp2a_kernel = functools.partial(cuda_core_kernel, _kernel)
+"""The integer CUDA-core kernel bound to one launch (see ``triton_gemv.cuda_core_kernel``)."""

@@ -187,8 +187,16 @@ def _kernel(
         tuple(jnp.zeros((bk,), jnp.float32) for _ in range(m)),
     )
     accs, bias = lax.fori_loop(0, count, body, init)
-    for row in range(m):
-        out = jnp.sum(accs[row], axis=0) - jnp.sum(bias[row])
+    outs = [jnp.sum(accs[row], axis=0) - jnp.sum(bias[row]) for row in range(m)]
+    write_rows(
+        outs, s_ref, o_ref, pid_s=pid_s, n0=n0, bn=bn, split=split, scale_columns=scale_columns
+    )
+
+
+def write_rows(outs, s_ref, o_ref, *, pid_s, n0, bn: int, split: int, scale_columns: bool):
+    """A CUDA-core program's output: its rows' float32 partial sums (split-K, added by one XLA
+    reduction), or the rows times gamma in the output dtype."""
+    for row, out in enumerate(outs):
         if split > 1:
             o_ref[pid_s, row, pl.ds(n0, bn)] = out
         else:
@@ -196,7 +204,8 @@ def _kernel(
             o_ref[row, pl.ds(n0, bn)] = (out * s).astype(o_ref.dtype)
 
 
-def gemv_kernel(
+def cuda_core_kernel(
+    body,
     *,
     layout: str,
     m: int,
@@ -210,12 +219,13 @@ def gemv_kernel(
     scale_columns: bool,
     decode: str,
 ) -> tuple[functools.partial, tuple[int, int]]:
-    """The kernel body and grid for ``pl.pallas_call`` (``ternary_matmul_pallas`` launches it
-    the same way as the MMA kernel: same operands, same split-K partial sums)."""
+    """A CUDA-core kernel ``body`` (this module's or ``triton_dp2a.py``'s) bound to one launch,
+    and its grid; ``ternary_matmul_pallas`` launches it the same way as the MMA kernel: same
+    operands, same split-K partial sums."""
     if m > MAX_GEMV_M:
-        raise ValueError(f"gemv kernel: M={m} is above its limit of {MAX_GEMV_M} rows")
+        raise ValueError(f"CUDA-core kernel: M={m} is above its limit of {MAX_GEMV_M} rows")
     kernel = functools.partial(
-        _kernel,
+        body,
         layout=layout,
         m=m,
         k=k,
@@ -229,3 +239,7 @@ def gemv_kernel(
         decode=decode,
     )
     return kernel, (n // block_n, split)
+
+
+gemv_kernel = functools.partial(cuda_core_kernel, _kernel)
+"""The float CUDA-core kernel bound to one launch (see :func:`cuda_core_kernel`)."""

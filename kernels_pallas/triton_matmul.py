@@ -402,22 +402,8 @@ def ternary_matmul_pallas(
     steps_per_split = math.ceil(total_steps / cfg.split_k)
     split = math.ceil(total_steps / steps_per_split)  # no program without work
     cfg = cfg.replace(split_k=split)
-    if cfg.gemv and cfg.x_int16:
-        kernel, grid = dp2a_kernel(
-            layout=layout,
-            m=m,
-            k=k,
-            rows=rows,
-            n=n,
-            block_n=cfg.block_n,
-            block_k=cfg.block_k,
-            split=split,
-            steps_per_split=steps_per_split,
-            scale_columns=scale_columns,
-            decode=cfg.decode,
-        )
-    elif cfg.gemv:
-        kernel, grid = gemv_kernel(
+    if cfg.gemv:
+        kernel, grid = (dp2a_kernel if cfg.x_int16 else gemv_kernel)(
             layout=layout,
             m=m,
             k=k,
