@@ -103,11 +103,16 @@ def _n_sets(bytes_per_set: float) -> int:
     return int(min(MAX_SETS, max(2, math.ceil(TARGET_BYTES_PER_PASS / bytes_per_set))))
 
 
-def copy_bandwidth(reps: int) -> float:
-    """Device copy bandwidth in bytes/s (bytes read + bytes written) of 256 MiB bf16 arrays."""
+def copy_bandwidth(reps: int, warm_up_seconds: float = 0.0) -> float:
+    """Device copy bandwidth in bytes/s (bytes read + bytes written) of 256 MiB bf16 arrays,
+    after keeping the device busy with copies for ``warm_up_seconds`` (in most runs of
+    2026-11-23 the first point timed after a short warm-up was up to 1.7x slow)."""
     size = 1 << 16 if INTERPRET else 1 << 27
     bufs = [jax.random.normal(jax.random.key(i), (size,), jnp.bfloat16) for i in range(2)]
     xs = [jnp.bfloat16(i + 1) for i in range(2)]
+    start = time.perf_counter()
+    while time.perf_counter() - start < warm_up_seconds:
+        _time_per_call(lambda s, w: w * s, xs, bufs, 1)
     t = _time_per_call(lambda s, w: w * s, xs, bufs, reps)
     return 2 * size * 2 / t
 
@@ -291,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         'an entry with "from_current": true changes only its fields of the current choice',
     )
     ap.add_argument("--budget-seconds", type=float, default=1e9, help="stop tuning after this")
+    ap.add_argument(
+        "--warm-up-seconds",
+        type=float,
+        default=3.0,
+        help="keep the GPU busy this long before the first timing (clocks settle)",
+    )
     args = ap.parse_args(argv)
     for layout in args.layouts.split(","):
         if layout not in layouts.LAYOUTS:
@@ -356,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         if c["status"] != "ok"
     }  # weights_left is True, False, "gemv" or "int16" (gemv with x_int16)
 
-    bw = copy_bandwidth(args.reps)
+    bw = copy_bandwidth(args.reps, 0.0 if INTERPRET else args.warm_up_seconds)
     result["copy_bytes_per_s"] = bw
     print(f"copy bandwidth {bw / 1e12:.2f} TB/s (read + write)", flush=True)
     dump()
