@@ -58,8 +58,8 @@ class BlockConfig:
     decode: "asm" (inline PTX; CUDA only) or "jnp" (portable jnp bit operations).
     gemv: run the CUDA-core kernel of ``triton_gemv.py`` instead (M <= 8; block_m and
       weights_left are then unused): no MMA, no shared-memory round trip of decoded weights.
-    x_int16: with ``gemv``, the integer variant of the CUDA-core kernel
-      (``triton_dp2a.py``): x quantized to int16 per block, ``dp2a`` on the weights' codes.
+    x_int16: with ``gemv``, the integer variant of the CUDA-core kernel (``triton_dp2a.py``):
+      x quantized to int16 in the kernel, ``dp2a`` on integer weights.
     """
 
     block_m: int = 16
@@ -353,7 +353,7 @@ def check_kernel_shapes(x_shape: tuple[int, ...], packed_shape: tuple[int, ...],
         )
 
 
-def _check_config(cfg: BlockConfig, layout: str, n: int, rows: int) -> None:
+def _check_config(cfg: BlockConfig, m: int, n: int, rows: int) -> None:
     pow2 = {"block_m": cfg.block_m, "block_n": cfg.block_n, "block_k": cfg.block_k}
     for name, v in pow2.items():
         least = 8 if cfg.gemv and name == "block_k" else 16
@@ -390,7 +390,7 @@ def ternary_matmul_pallas(
         cfg = cfg.replace(decode="jnp")  # PTX cannot run in the interpreter
     if cfg.gemv and m > MAX_GEMV_M:
         cfg = cfg.replace(gemv=False, x_int16=False)  # a table entry measured at a smaller M
-    _check_config(cfg, layout, n, rows)
+    _check_config(cfg, m, n, rows)
     groups = layouts.check_scale_shape(jnp.shape(scale), n)
     scale_columns = groups > 1
     s2d = (

@@ -63,7 +63,7 @@ def test_shipped_tables_hold_valid_configs_for_their_shapes():
         for e in table["entries"]:
             cfg = BlockConfig(**e["config"])
             rows = layouts.rows_per_plane(e["k"], e["layout"])
-            _check_config(cfg, e["layout"], e["n"], rows)  # raises ValueError if impossible
+            _check_config(cfg, e["m"], e["n"], rows)  # raises ValueError if impossible
             assert cfg.block_m == (16 if e["m"] <= 16 else 64)
             found = tuned_config(e["layout"], e["m"], e["k"], e["n"], table["device"])
             assert found == cfg
