@@ -1,5 +1,6 @@
-"""The kernel benchmark scripts' helpers: the ``--configs`` reader of benchmarks/kernels.py and the
-SASS summary of benchmarks/triton_sass.py (on a hand-written listing, no GPU or Triton needed)."""
+"""The kernel benchmark scripts' helpers: the ``--configs`` reader of benchmarks/kernels.py, the
+SASS summary of benchmarks/triton_sass.py (on a hand-written listing, no GPU or Triton needed) and
+the int8-MMA kernel of benchmarks/imma_probe.py (interpret mode, against float64)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,31 @@ def test_sass_summary_finds_the_widest_loop_and_the_wgmma_waits() -> None:
     assert summary.loop_mix == {"HGMMA": 2, "WARPGROUP": 1, "FFMA": 2, "BRA": 1}
     assert summary.wgmma == 2
     assert summary.wgmma_waits == [0, 7]
+
+
+@pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
+@pytest.mark.parametrize("n_major", [False, True])
+def test_imma_probe_kernel_matches_float64(layout: str, n_major: bool) -> None:
+    """The probe's integer arithmetic (x split into int16 high and low bytes, 1.6-bit bytes
+    m_j - 128 against x'_j, the offsets cancelling) is as exact as the bf16 reference: ragged M,
+    split-K, an outlier in x."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from kernels_pallas import layouts
+
+    probe = _load("imma_probe")
+    rng = np.random.default_rng(3)
+    m, k, n = 5, 1280, 256
+    trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    x[1, 7] = 20.0
+    xb = jnp.asarray(x, jnp.bfloat16)
+    packed = layouts.pack(trits, layout)
+    w = jnp.asarray(packed.T.copy() if n_major else packed)
+    cfg = BlockConfig(block_m=16, block_n=128, block_k=32, split_k=3)
+    got = np.asarray(probe.imma_matmul(xb, w, 0.25, layout, cfg, n_major, True), np.float64)
+    want = np.asarray(xb, np.float64) @ (0.25 * trits.astype(np.float64))
+    bf16_ref = np.asarray(jnp.asarray(want, jnp.bfloat16), np.float64)  # the output's rounding
+    err = np.linalg.norm(got - want) / np.linalg.norm(want)
+    assert err <= 1.2 * np.linalg.norm(bf16_ref - want) / np.linalg.norm(want) + 1e-6

@@ -1,12 +1,16 @@
 """The inline PTX that decodes packed bytes on the GPU, run through a tiny emulator on the CPU
 (the MMA kernel's bf16 trits, the CUDA-core kernel's magic-float FMAs, the integer kernel's
-transpose and dp2a).
+transpose and dp2a, the int8-MMA probe's weight bytes).
 
 The GPU kernel's asm cannot run in Pallas interpret mode, so this checks its arithmetic here: every
 byte value in every position of the 4-byte register, against the layout's numpy unpacking.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -89,6 +93,8 @@ def run_ptx(asm: str, operands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             res = src[0] >> src[1]
         elif op == "and.b32":
             res = src[0] & src[1]
+        elif op == "xor.b32":
+            res = src[0] ^ src[1]
         elif op == "mul.lo.u32":
             res = ((src[0].astype(np.uint64) * src[1].astype(np.uint64)) & MASK32).astype(np.uint32)
         elif op == "fma.rn.bf16x2":
@@ -215,3 +221,37 @@ def test_1p6bit_digits_from_the_bytes_identity() -> None:
     for j in range(5):
         digits = _plane_trits(q.astype(np.uint8), "1.6bit", j).astype(np.int64) + 1
         np.testing.assert_array_equal(256 * digits, 3 * m[j] - m[j + 1])
+
+
+def _imma_probe():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "imma_probe.py"
+    spec = importlib.util.spec_from_file_location("bench_imma_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+def test_imma_probe_ptx_weight_bytes(layout: str) -> None:
+    """benchmarks/imma_probe.py's asm: 4 packed bytes -> plane j's signed weight bytes (2-bit:
+    the code t + 1; 1.6-bit: (q * 3**j mod 256) - 128), for every byte in every position, equal
+    to its jnp version and to the layout's own unpacking."""
+    probe = _imma_probe()
+    valid = _all_bytes(layout)
+    rng = np.random.default_rng(30)
+    words = np.stack([np.roll(valid, p) for p in range(4)], axis=1).astype(np.uint32)
+    words[:, 1] = rng.permutation(words[:, 1])
+    reg = words[:, 0] | words[:, 1] << 8 | words[:, 2] << 16 | words[:, 3] << 24
+    for j, asm in enumerate(probe.IMMA_ASM_PLANES[layout]):
+        out = run_ptx(asm, {"$1": reg.astype(np.uint32)})["$0"]
+        got = np.stack([(out >> np.uint32(8 * i)) & np.uint32(0xFF) for i in range(4)], axis=1)
+        got = got.astype(np.uint8).view(np.int8).astype(np.int64)
+        q = words.astype(np.int64)
+        if layout == "2bit":
+            want = _plane_trits(words.astype(np.uint8), layout, j).astype(np.int64) + 1
+        else:
+            want = (q * 3**j) % 256 - 128
+        np.testing.assert_array_equal(got, want)
+        jnp_bytes = probe.weight_bytes_jnp(jnp.asarray(words, jnp.uint8), layout, j)
+        np.testing.assert_array_equal(np.asarray(jnp_bytes, np.int64), want)
