@@ -257,9 +257,24 @@ def _param_arrays(packed: PackedFile) -> Iterator[tuple[str, np.ndarray]]:
         yield path + ".kernel", packed.effective_weights(path)
 
 
-def load_packed_model(path: str | Path) -> tuple[Transformer, PackedFile]:
+def load_packed_model(
+    path: str | Path, keep_packed: bool = False
+) -> tuple[Transformer, PackedFile, dict[str, str]]:
     """A ``Transformer`` whose linears hold ``gamma * trits`` and do not re-quantize (the
-    reference XLA backend runs it as is), and the validated file it came from."""
+    reference XLA backend runs it as is), the validated file it came from, and ``{}``.
+
+    With ``keep_packed`` the linears the kernels can take hold the file's packed bytes and
+    gammas instead (trilm_jax/inference/packed.py); the third item then names the linears left
+    in float, with why. The float weights are built first and then dropped, so loading needs
+    the float32 model's memory once."""
+    from trilm_jax.inference.packed import attach_packed
+
     packed = read_native(path)
-    model = model_from_arrays(packed.config, _param_arrays(packed))
-    return freeze_linears(model), packed
+    model = freeze_linears(model_from_arrays(packed.config, _param_arrays(packed)))
+    if not keep_packed:
+        return model, packed, {}
+    tensors = {
+        p: (packed.tensor(p + fmt.PACKED_SUFFIX), packed.tensor(p + fmt.SCALE_SUFFIX))
+        for p in fmt.LINEAR_PATHS
+    }
+    return model, packed, attach_packed(model, tensors, packed.layout)

@@ -142,6 +142,22 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         help="sample among the k most likely tokens; 0 = all (default 40)",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument(
+        "--weights",
+        choices=("auto", "packed", "float"),
+        default="auto",
+        help="packed: keep the ternary weights packed and multiply with the Pallas kernels "
+        "(an NVIDIA GPU; elsewhere the reference unpacks them at every step, slowly); float: "
+        "expand them once to gamma * trits; auto (default): packed on an NVIDIA GPU. Linears "
+        "the kernels cannot take (K or N not a multiple of 256) stay float either way",
+    )
+    p.add_argument(
+        "--layout",
+        choices=("2bit", "1.6bit"),
+        default="2bit",
+        help="with --checkpoint and packed weights: the packed layout (a --packed file has "
+        "its own)",
+    )
     p.set_defaults(func=_run_generate)
 
 
@@ -150,17 +166,37 @@ def _run_generate(args: argparse.Namespace) -> int:
         raise UserError(f"--temperature={args.temperature}: expected >= 0")
     if args.top_k < 0:
         raise UserError(f"--top-k={args.top_k}: expected >= 0")
+    import jax
+
     from trilm_jax.data.tokenizer import get_tokenizer
     from trilm_jax.inference.generate import freeze_weights, generate
     from trilm_jax.inference.load import load_model_from_checkpoint
     from trilm_jax.train.step import resolve_compute_dtype
 
+    packed_weights = args.weights == "packed" or (
+        args.weights == "auto" and jax.devices()[0].platform == "gpu"
+    )
     # a native packed file (trilm export) instead of a checkpoint
     if args.packed is not None:
-        model, tokenizer_name, compute_dtype = _load_packed_for_generate(args.packed)
+        model, tokenizer_name, compute_dtype, kept = _load_packed_for_generate(
+            args.packed, packed_weights
+        )
     else:
         model, config, step = load_model_from_checkpoint(args.checkpoint)
         tokenizer_name, compute_dtype = config.data.tokenizer, config.train.compute_dtype
+        kept = {}
+        if args.weights == "auto" and config.model.linear != "ternary":
+            packed_weights = False  # a FloatLM: nothing to pack
+        if packed_weights:
+            from trilm_jax.inference.packed import pack_model
+
+            try:
+                model, kept = pack_model(model, args.layout)
+            except ValueError as err:
+                raise UserError(f"--weights packed: {err}") from None
+    if packed_weights:
+        for path, why in kept.items():
+            print(f"trilm generate: {path} stays float: {why}", file=sys.stderr)
     tokenizer = get_tokenizer(tokenizer_name)
     prompt = tokenizer.encode(args.prompt)
     if len(prompt) == 0:
@@ -184,12 +220,13 @@ def _run_generate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- export, import-hf
 
 
-def _load_packed_for_generate(path: Path):
-    """(model with effective weights, tokenizer name, compute dtype) from a native packed file."""
+def _load_packed_for_generate(path: Path, keep_packed: bool):
+    """(model, tokenizer name, compute dtype, linears left float) from a native packed file; the
+    model's ternary linears hold packed bytes with ``keep_packed``, effective weights otherwise."""
     from export.native import load_packed_model
 
-    model, packed = load_packed_model(path)
-    return model, packed.tokenizer, packed.compute_dtype
+    model, packed, kept = load_packed_model(path, keep_packed)
+    return model, packed.tokenizer, packed.compute_dtype, kept
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:

@@ -45,7 +45,8 @@ def test_packed_model_has_bitwise_the_forward_weights(trained_run, packed_files,
     run_dir, _, _ = trained_run
     model, config, _ = load_model_from_checkpoint(run_dir)
     expected = nnx.to_pure_dict(nnx.state(freeze_weights(model)))
-    loaded, packed = load_packed_model(packed_files[fmt_name])
+    loaded, packed, kept = load_packed_model(packed_files[fmt_name])
+    assert kept == {}
     assert packed.config == config.model and packed.tokenizer == "byte"
     got = nnx.to_pure_dict(nnx.state(loaded))
     same = jax.tree.map(
@@ -71,6 +72,42 @@ def test_cli_generate_packed_matches_checkpoint(trained_run, packed_files, capsy
     assert capsys.readouterr().out == from_checkpoint
     with pytest.raises(SystemExit):
         main(["generate", "--packed", "a", "--checkpoint", "b"])
+
+
+@pytest.mark.parametrize("fmt_name", ["trilm-2bit", "trilm-1.6bit"])
+def test_packed_file_serves_from_its_packed_bytes(gguf_run, tmp_path, fmt_name, capsys):
+    """keep_packed: the linears whose K and N are multiples of 256 hold the file's bytes and
+    gammas (k and v, 256 x 128 here, stay float) and the logits match the float-loaded model's
+    (the packed linears take bf16 activations); the CLI serves it with --weights packed."""
+    import jax.numpy as jnp
+
+    from trilm_jax.cli import main
+    from trilm_jax.model.transformer import Linear
+
+    run_dir, _ = gguf_run
+    path = tmp_path / "m.safetensors"
+    export_checkpoint(run_dir, fmt_name, path)
+    floats, _, _ = load_packed_model(path)
+    served, packed, kept = load_packed_model(path, keep_packed=True)
+    assert set(kept) == {"blocks.attn.k", "blocks.attn.v"}
+    up = served.blocks.mlp.up
+    assert up.kernel is None and up.packed_layout == packed.layout
+    np.testing.assert_array_equal(np.asarray(up.packed[...]), packed.tensor("blocks.mlp.up.packed"))
+    assert (
+        sum(
+            isinstance(m, Linear) and m.packed_layout is not None for _, m in nnx.iter_graph(served)
+        )
+        == 5
+    )
+    tokens = jnp.asarray([[82, 79, 77, 69, 79, 58, 32, 10]], jnp.int32)
+    want = np.asarray(floats(tokens)[0], np.float64)
+    got = np.asarray(served(tokens)[0], np.float64)
+    assert 1e-6 < np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-2
+    common = ["--prompt", "ROMEO:", "--max-new-tokens", "4", "--temperature", "0"]
+    assert main(["generate", "--packed", str(path), "--weights", "packed", *common]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ROMEO:")
+    assert "blocks.attn.k stays float: K=256 and N=128 must be multiples of 256" in err
 
 
 def _rewrite(src, dst, edit_header=None, truncate_by=0):

@@ -1,5 +1,11 @@
 """Sampling with a KV cache: one jitted prefill plus a ``lax.fori_loop`` of single-token steps.
 
+The layers run unrolled, each from its own copy of its parameters (``Transformer.split_layers``;
+the copies cost the blocks' memory once more): a scan over the stacked weights copies each
+layer's slice at every token, which made 8 chained single-token matmuls 2.8x (bf16) and 1.8x
+(2-bit packed) slower on an H100, and an 8-layer 2-bit model's token 1.6x slower
+(docs/benchmarks.md, "Decoding end to end").
+
 Before decoding, ternary weights are replaced by their effective values ``gamma * trits``
 (:func:`freeze_weights`), the exact numbers the training forward pass uses, so the decode loop
 does not re-quantize at every token.
@@ -41,11 +47,15 @@ def sample_token(logits: jax.Array, key: jax.Array, temperature: float, top_k: i
 @partial(
     jax.jit, static_argnames=("graphdef", "max_new_tokens", "temperature", "top_k", "compute_dtype")
 )
-def _generate(graphdef, state, prompt, key, *, max_new_tokens, temperature, top_k, compute_dtype):
+def _generate(
+    graphdef, state, layers, prompt, key, *, max_new_tokens, temperature, top_k, compute_dtype
+):
     model: Transformer = nnx.merge(graphdef, state)
     batch, prompt_len = prompt.shape
-    cache = model.init_cache(batch, prompt_len + max_new_tokens, compute_dtype)
-    logits, cache = model(prompt, compute_dtype=compute_dtype, cache=cache, cache_index=0)
+    cache = model.init_cache(batch, prompt_len + max_new_tokens, compute_dtype, per_layer=True)
+    logits, cache = model(
+        prompt, compute_dtype=compute_dtype, cache=cache, cache_index=0, layers=layers
+    )
     key, sub = jax.random.split(key)
     first = sample_token(logits[:, -1], sub, temperature, top_k)
     out = jnp.zeros((batch, max_new_tokens), jnp.int32).at[:, 0].set(first)
@@ -55,7 +65,7 @@ def _generate(graphdef, state, prompt, key, *, max_new_tokens, temperature, top_
         position = prompt_len + i - 1
         previous = jax.lax.dynamic_slice_in_dim(out, i - 1, 1, axis=1)  # [B, 1]
         logits, cache = model(
-            previous, compute_dtype=compute_dtype, cache=cache, cache_index=position
+            previous, compute_dtype=compute_dtype, cache=cache, cache_index=position, layers=layers
         )
         key, sub = jax.random.split(key)
         token = sample_token(logits[:, -1], sub, temperature, top_k)
@@ -91,6 +101,7 @@ def generate(
     out = _generate(
         graphdef,
         state,
+        model.split_layers(),
         jnp.asarray(prompt),
         jax.random.key(seed),
         max_new_tokens=max_new_tokens,

@@ -31,8 +31,8 @@ from trilm_jax.sharding import constrain
 
 
 class KVCache(NamedTuple):
-    key: jax.Array  # [layers, batch, max_len, kv_heads, head_dim]
-    value: jax.Array
+    key: jax.Array | list  # [layers, batch, max_len, kv_heads, head_dim], or a list a layer
+    value: jax.Array | list
 
 
 def _param(rngs: nnx.Rngs, shape: tuple[int, ...], names: tuple[str, ...], std: float) -> nnx.Param:
@@ -40,8 +40,18 @@ def _param(rngs: nnx.Rngs, shape: tuple[int, ...], names: tuple[str, ...], std: 
     return nnx.Param(value, out_sharding=names, eager_sharding=False)
 
 
+class PackedTrits(nnx.Variable):
+    """Packed ternary weights (uint8 ``[R, N]``, kernels_pallas/layouts.py) or their gammas, held
+    by a :class:`Linear` serving from packed weights (``Linear.use_packed``)."""
+
+
 class Linear(nnx.Module):
-    """``y = x @ W`` with a float32 latent ``W`` [in, out]; ternary or float per the config."""
+    """``y = x @ W`` with a float32 latent ``W`` [in, out]; ternary or float per the config.
+
+    For inference a linear can instead hold its trits packed (``use_packed``): it then multiplies
+    with ``kernels_pallas.ternary_matmul`` (bf16 activations, the Pallas kernels on a GPU) and
+    keeps no float weight.
+    """
 
     def __init__(
         self, d_in: int, d_out: int, names: tuple[str, str], config: ModelConfig, rngs: nnx.Rngs
@@ -53,6 +63,17 @@ class Linear(nnx.Module):
         # Column-parallel matrices (output axis sharded over 'tensor') scale per output shard,
         # row-parallel ones (input axis sharded) per input shard.
         self.shard_axis = -1 if names[1] in ("heads", "kv", "mlp") else -2
+        self.packed_layout: str | None = None
+
+    def use_packed(self, packed: jax.Array, gamma: jax.Array, layout: str) -> None:
+        """Hold ``packed`` trits (uint8 ``[R, N]``, or ``[L, R, N]`` in stacked blocks) and
+        ``gamma`` (``[G]`` or ``[L, G]``: one per shard of ``shard_axis``) instead of the float
+        weight; the forward pass then computes ``x @ (gamma * T)`` from the packed bytes."""
+        self.packed = PackedTrits(packed)
+        self.gamma = PackedTrits(gamma)
+        self.packed_layout = layout
+        self.kernel = None
+        self.ternary = False
 
     def effective_weight(self) -> jax.Array:
         """The weight the forward pass multiplies by: gamma * trits (TriLM) or W (FloatLM)."""
@@ -62,7 +83,22 @@ class Linear(nnx.Module):
         return w
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jnp.dot(x, self.effective_weight().astype(x.dtype))
+        if self.packed_layout is None:
+            return jnp.dot(x, self.effective_weight().astype(x.dtype))
+        from kernels_pallas import ternary_matmul
+
+        packed, gamma = self.packed[...], self.gamma[...]
+        rows = x.reshape(-1, x.shape[-1])
+        if gamma.shape[-1] > 1 and self.shard_axis == -2:
+            # one gamma per input shard (row-parallel): the kernels scale output columns only,
+            # so scale x's columns instead (one more bf16 rounding of x)
+            k = rows.shape[-1]
+            rows = rows.astype(jnp.float32) * jnp.repeat(gamma, k // gamma.shape[-1])
+            gamma = jnp.ones((), jnp.float32)
+        elif gamma.shape == (1,):
+            gamma = gamma[0]
+        y = ternary_matmul(rows.astype(jnp.bfloat16), packed, gamma, self.packed_layout)
+        return y.reshape(*x.shape[:-1], packed.shape[-1]).astype(x.dtype)
 
 
 class RMSNorm(nnx.Module):
@@ -200,14 +236,33 @@ class Transformer(nnx.Module):
         remat: str = "none",
         cache: KVCache | None = None,
         cache_index: jax.Array | int = 0,
+        layers: list | None = None,
     ) -> tuple[jax.Array, KVCache | None]:
-        """tokens [B, T] int -> (logits [B, T, V] float32, updated cache or None)."""
+        """tokens [B, T] int -> (logits [B, T, V] float32, updated cache or None).
+
+        ``layers``: the blocks' parameters as one ``nnx.State`` a layer (:func:`split_layers`),
+        run in an unrolled loop instead of the scan over the stacked ``self.blocks`` (whose
+        arrays are then not read); ``cache`` then holds lists of per-layer arrays. Decoding
+        uses it: each step of a scan slices the stacked weights into a copy, which made a
+        single-token matmul 1.8x (2-bit packed) to 2.8x (bf16) slower on an H100
+        (docs/benchmarks.md, "Decoding end to end")."""
         b, t = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t) + cache_index, (b, t))
         x = jnp.take(self.embed[...], tokens, axis=0).astype(compute_dtype)  # [B, T, D]
         x = constrain(x, ("batch", "length", None))
         graphdef, block_state = nnx.split(self.blocks)
+        if layers is not None:
+            keys, values = [], []
+            for i, state in enumerate(layers):
+                layer_cache = None if cache is None else (cache.key[i], cache.value[i])
+                x, layer_cache = nnx.merge(graphdef, state)(
+                    x, positions, attention, layer_cache, cache_index
+                )
+                if layer_cache is not None:
+                    keys.append(layer_cache[0])
+                    values.append(layer_cache[1])
+            return self._logits(x), (None if cache is None else KVCache(keys, values))
 
         def body(h, layer):
             state, layer_cache = layer
@@ -219,14 +274,30 @@ class Transformer(nnx.Module):
             body = jax.checkpoint(body, policy=_REMAT_POLICIES[remat], prevent_cse=False)
         layer_caches = None if cache is None else (cache.key, cache.value)
         x, new_caches = jax.lax.scan(body, x, (block_state, layer_caches))
+        return self._logits(x), (None if cache is None else KVCache(*new_caches))
+
+    def _logits(self, x: jax.Array) -> jax.Array:
         x = self.final_norm(x)
         head = self.embed[...].T if self.config.tie_embeddings else self.head[...]
-        logits = jnp.dot(x, head.astype(compute_dtype), preferred_element_type=jnp.float32)
-        logits = constrain(logits, ("batch", "length", "vocab"))
-        return logits, (None if cache is None else KVCache(*new_caches))
+        logits = jnp.dot(x, head.astype(x.dtype), preferred_element_type=jnp.float32)
+        return constrain(logits, ("batch", "length", "vocab"))
 
-    def init_cache(self, batch_size: int, max_len: int, dtype: jnp.dtype = jnp.float32) -> KVCache:
+    def split_layers(self) -> list:
+        """The blocks' parameters as one ``nnx.State`` a layer, each array its own buffer (for
+        ``__call__(layers=...)``)."""
+        state = nnx.state(self.blocks)
+        return [jax.tree.map(lambda a, i=i: a[i], state) for i in range(self.config.n_layers)]
+
+    def init_cache(
+        self, batch_size: int, max_len: int, dtype: jnp.dtype = jnp.float32, per_layer=False
+    ) -> KVCache:
+        """Zero keys and values ``[layers, batch, max_len, kv_heads, head_dim]``, or with
+        ``per_layer`` lists of one ``[batch, ...]`` array a layer (for ``layers=``)."""
         c = self.config
+        if per_layer:
+            shape = (batch_size, max_len, c.n_kv_heads, c.head_dim)
+            zeros = [jnp.zeros(shape, dtype) for _ in range(c.n_layers)]
+            return KVCache(zeros, [jnp.zeros(shape, dtype) for _ in range(c.n_layers)])
         shape = (c.n_layers, batch_size, max_len, c.n_kv_heads, c.head_dim)
         return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 

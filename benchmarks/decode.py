@@ -1,0 +1,118 @@
+"""End-to-end decoding speed: a Spectra-shaped TriLM generating tokens from bf16 weights and from
+its 2-bit and 1.6-bit packed weights (``trilm_jax/inference/packed.py``), one table.
+
+The model has random latent weights (speed does not depend on them), the shapes of a preset
+(``--preset``, default the Spectra 3.9B) and ``--layers`` of its blocks; every variant holds its
+embedding and head in bf16 too, so that the head is read at the same cost. Time per token is the
+slope between two greedy generations of different lengths (each compiled first, then timed), so
+prefill and compilation drop out. Bytes per token: the weights one step reads.
+
+Run on a GPU:  python benchmarks/decode.py [--preset configs/models/spectra-3.9b.yaml]
+Imports only jax, flax, numpy, yaml and this repository's model code (no grain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import yaml
+from flax import nnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trilm_jax.config import ModelConfig  # noqa: E402
+from trilm_jax.inference.generate import freeze_weights, generate  # noqa: E402
+from trilm_jax.inference.packed import pack_model  # noqa: E402
+from trilm_jax.model.transformer import Linear, Transformer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bf16_everywhere(model: Transformer) -> Transformer:
+    """Float linears, embedding and head stored in bf16 (the decode loop then casts nothing)."""
+    # (``v[...] = x`` would keep the variable's float32 dtype: replace the value instead)
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, Linear) and module.kernel is not None:
+            module.kernel.set_value(module.kernel.get_value().astype(jnp.bfloat16))
+    model.embed.set_value(model.embed.get_value().astype(jnp.bfloat16))
+    if not model.config.tie_embeddings:
+        model.head.set_value(model.head.get_value().astype(jnp.bfloat16))
+    return model
+
+
+def _weight_bytes(model: Transformer) -> int:
+    """Bytes of every parameter but the embedding table (one row of it is read a token)."""
+    state = nnx.state(model)
+    total = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state))
+    return total - model.embed[...].size * model.embed[...].dtype.itemsize
+
+
+def seconds_per_token(model: Transformer, batch: int, short: int, long: int) -> float:
+    prompt = np.tile(np.arange(1, 17, dtype=np.int32), (batch, 1))
+    times = {}
+    for n in (short, long):
+        generate(model, prompt, n, compute_dtype=jnp.bfloat16)  # compile, warm up
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            generate(model, prompt, n, compute_dtype=jnp.bfloat16)  # returns numpy: waits
+            best = min(best, time.perf_counter() - t0)
+        times[n] = best
+    return (times[long] - times[short]) / (long - short)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", type=Path, default=ROOT / "configs/models/spectra-3.9b.yaml")
+    ap.add_argument("--layers", type=int, default=8, help="blocks of the preset to build")
+    ap.add_argument("--batch", default="1,16", help="comma-separated batch sizes")
+    ap.add_argument("--tokens", default="32,160", help="the two generation lengths")
+    args = ap.parse_args(argv)
+    fields = yaml.safe_load(args.preset.read_text())["model"]
+    config = dataclasses.replace(ModelConfig(**fields), n_layers=args.layers)
+    short, long = (int(v) for v in args.tokens.split(","))
+    config = dataclasses.replace(config, max_seq_len=16 + long)
+    dev = jax.devices()[0]
+    print(
+        f"device {dev.device_kind}, jax {jax.__version__}; {config.name} shapes, "
+        f"{config.n_layers} layers",
+        flush=True,
+    )
+    latent = Transformer(config, nnx.Rngs(0))
+    variants = {"bf16": _bf16_everywhere(freeze_weights(latent))}
+    for layout in ("2bit", "1.6bit"):
+        t0 = time.perf_counter()
+        packed, kept = pack_model(latent, layout)
+        print(
+            f"packed {layout} in {time.perf_counter() - t0:.1f} s; float: {sorted(kept)}",
+            flush=True,
+        )
+        variants[layout] = _bf16_everywhere(packed)
+    del latent
+    print(
+        f"{'weights':8s} {'batch':>5s} {'ms/token':>9s} {'tokens/s':>9s} {'speedup':>8s} "
+        f"{'MB/token':>9s} {'GB/s':>7s}"
+    )
+    for batch in (int(v) for v in args.batch.split(",")):
+        base = None
+        for name, model in variants.items():
+            t = seconds_per_token(model, batch, short, long)
+            base = base or t
+            mb = _weight_bytes(model) / 1e6
+            print(
+                f"{name:8s} {batch:5d} {t * 1e3:9.3f} {batch / t:9.1f} {base / t:8.2f} "
+                f"{mb:9.1f} {mb / 1e3 / t:7.0f}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

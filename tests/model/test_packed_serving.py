@@ -1,0 +1,93 @@
+"""Serving from packed weights (trilm_jax/inference/packed.py): a model whose linears hold packed
+trits computes the logits of the same model with its effective float weights, and linears the
+kernels cannot take stay float with a reason."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from kernels_pallas import layouts
+from trilm_jax.config import ModelConfig
+from trilm_jax.inference.generate import freeze_weights, generate
+from trilm_jax.inference.packed import pack_model
+from trilm_jax.model.transformer import Linear, Transformer
+
+# d_ff 688 (the tiny preset's) is no multiple of 256: the MLP stays float, attention is packed
+CONFIG = ModelConfig(d_model=256, n_layers=2, n_heads=2, n_kv_heads=2, d_ff=688, max_seq_len=32)
+
+
+@pytest.fixture(scope="module")
+def trained_like() -> Transformer:
+    """A small TriLM with latent weights spread like a trained one's (not all near zero)."""
+    model = Transformer(CONFIG, nnx.Rngs(0))
+    rng = np.random.default_rng(1)
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, Linear):
+            shape = module.kernel[...].shape
+            module.kernel[...] = jnp.asarray(rng.laplace(0, 0.02, shape), jnp.float32)
+    return model
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+def test_packed_model_matches_effective_weights(trained_like: Transformer, layout: str) -> None:
+    packed, kept = pack_model(trained_like, layout)
+    assert set(kept) == {"blocks.mlp.gate", "blocks.mlp.up", "blocks.mlp.down"}
+    assert all("multiples of 256" in why for why in kept.values())
+    served = {p for p, m in nnx.iter_graph(packed) if isinstance(m, Linear) and m.packed_layout}
+    assert len(served) == 4  # q, k, v, o
+    q = packed.blocks.attn.q
+    assert q.packed[...].dtype == jnp.uint8
+    assert q.packed[...].shape == (2, layouts.rows_per_plane(256, layout), 256)
+    assert q.kernel is None  # no float copy of the served weights
+
+    tokens = jnp.asarray(np.random.default_rng(2).integers(0, 258, (2, 12)), jnp.int32)
+    want, _ = freeze_weights(trained_like)(tokens, compute_dtype=jnp.float32)
+    got, _ = packed(tokens, compute_dtype=jnp.float32)
+    want64 = np.asarray(want, np.float64)
+    err = np.linalg.norm(np.asarray(got, np.float64) - want64) / np.linalg.norm(want64)
+    # the packed linears take bf16 activations; everything else is float32 in both
+    assert 1e-6 < err < 1e-2
+
+
+def test_packed_model_generates_like_the_float_one(trained_like: Transformer) -> None:
+    packed, _ = pack_model(trained_like, "2bit")
+    prompt = np.array([5, 17, 42, 7], np.int32)
+    want = generate(freeze_weights(trained_like), prompt, 6, compute_dtype=jnp.bfloat16)
+    got = generate(packed, prompt, 6, compute_dtype=jnp.bfloat16)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_pack_model_serves_per_shard_gammas() -> None:
+    """Spectra's tensor-parallel gammas: per output shard (q, k, v, gate, up) the kernel scales
+    column blocks; per input shard (o, down) the activations are scaled before it."""
+    config = ModelConfig(
+        d_model=512, n_layers=1, n_heads=2, n_kv_heads=2, d_ff=512, ternary_scale_shards=2
+    )
+    model = Transformer(config, nnx.Rngs(0))
+    rng = np.random.default_rng(4)
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, Linear):  # shards of clearly different gammas
+            w = rng.laplace(0, 0.02, module.kernel[...].shape).astype(np.float32)
+            half = w.shape[module.shard_axis] // 2
+            index = [slice(None)] * w.ndim
+            index[module.shard_axis] = slice(half, None)
+            w[tuple(index)] *= 4.0
+            module.kernel[...] = jnp.asarray(w)
+    packed, kept = pack_model(model, "1.6bit")
+    assert kept == {}
+    assert packed.blocks.mlp.down.gamma[...].shape == (1, 2)
+    gamma = np.asarray(packed.blocks.mlp.down.gamma[...])
+    assert 3.0 < gamma[0, 1] / gamma[0, 0] < 5.0
+    tokens = jnp.asarray(rng.integers(0, 258, (1, 6)), jnp.int32)
+    want, _ = freeze_weights(model)(tokens)
+    got, _ = packed(tokens)
+    want64 = np.asarray(want, np.float64)
+    assert np.linalg.norm(np.asarray(got, np.float64) - want64) / np.linalg.norm(want64) < 1e-2
+    with pytest.raises(ValueError, match="unknown packed layout"):
+        pack_model(model, "3bit")
+    floatlm = Transformer(ModelConfig(linear="float", n_layers=1), nnx.Rngs(0))
+    with pytest.raises(ValueError, match="FloatLM: it has no ternary weights"):
+        pack_model(floatlm, "2bit")
