@@ -104,3 +104,24 @@ def test_prompt_too_long_is_a_user_error(trained_run, capsys):
     run_dir, _, _ = trained_run
     assert main(["generate", "--checkpoint", str(run_dir), "--max-new-tokens", "500"]) == 2
     assert "exceeds the model's max_seq_len=64" in capsys.readouterr().err
+
+
+def test_missing_optional_package_is_a_one_line_error(monkeypatch, capsys):
+    """A command that needs an optional extra names the package and the extra to install."""
+    import trilm_jax.cli as cli
+
+    def missing(*_args):
+        raise ModuleNotFoundError("No module named 'safetensors'", name="safetensors")
+
+    monkeypatch.setattr(cli, "_load_packed_for_generate", missing)
+    assert main(["generate", "--packed", "m.safetensors", "--weights", "float"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "needs the optional package 'safetensors': pip install -e '.[export]'" in err
+
+    def other(*_args):
+        raise ModuleNotFoundError("No module named 'nothere'", name="nothere")
+
+    monkeypatch.setattr(cli, "_load_packed_for_generate", other)
+    with pytest.raises(ModuleNotFoundError):  # not an extra of ours: a real bug, not hidden
+        main(["generate", "--packed", "m.safetensors", "--weights", "float"])

@@ -380,6 +380,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPTIONAL_MODULES = {
+    "safetensors": "export",
+    "gguf": "export",
+    "ml_dtypes": "export",
+    "scipy": "scaling",
+    "matplotlib": "scaling",
+    "nbformat": "scaling",
+    "nbclient": "scaling",
+    "torch": "hf",
+    "transformers": "hf",
+    "tensorflow_datasets": "tfds",
+}
+"""Top-level modules of pyproject.toml's optional extras, and the extra that installs each."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -404,6 +419,16 @@ def main(argv: list[str] | None = None) -> int:
         LaunchError,
     ) as err:
         print(f"trilm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        extra = OPTIONAL_MODULES.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"trilm {args.command}: error: needs the optional package {err.name!r}: "
+            f"pip install -e '.[{extra}]' (or ./scripts/test.sh, which installs every extra)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"trilm {args.command}: interrupted", file=sys.stderr)
