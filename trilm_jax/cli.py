@@ -191,7 +191,7 @@ def _run_generate(args: argparse.Namespace) -> int:
             from trilm_jax.inference.packed import pack_model
 
             try:
-                model, kept = pack_model(model, args.layout)
+                model, kept = pack_model(model, args.layout, progress=sys.stderr.isatty())
             except ValueError as err:
                 raise UserError(f"--weights packed: {err}") from None
     if packed_weights:

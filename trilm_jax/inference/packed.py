@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from tqdm import tqdm
 
 from kernels_pallas import layouts
 from kernels_pallas.triton_matmul import KERNEL_K_MULTIPLE, KERNEL_N_MULTIPLE
@@ -35,10 +36,13 @@ def _linears(model: Transformer) -> list[tuple[str, Linear]]:
     ]
 
 
-def pack_model(model: Transformer, layout: str = "2bit") -> tuple[Transformer, dict[str, str]]:
+def pack_model(
+    model: Transformer, layout: str = "2bit", progress: bool = False
+) -> tuple[Transformer, dict[str, str]]:
     """A copy of a trained ``model`` (latent weights) whose ternary linears hold packed trits, and
     ``{linear path: why it stayed float}`` for those the kernels cannot take (they hold their
-    effective weight). The trits and gammas are the training forward pass's, bit for bit."""
+    effective weight). The trits and gammas are the training forward pass's, bit for bit.
+    ``progress``: a bar over the linears (a 3.9B model packs in 26 s (2-bit) to 36 s (1.6-bit))."""
     from export.ternary_codec import pack_stack, ternary_parts
 
     layouts.check_layout(layout)
@@ -48,9 +52,10 @@ def pack_model(model: Transformer, layout: str = "2bit") -> tuple[Transformer, d
         )
     packed_model = nnx.clone(model)
     kept: dict[str, str] = {}
-    for path, linear in _linears(packed_model):
-        if not linear.ternary:
-            continue
+    linears = [(p, m) for p, m in _linears(packed_model) if m.ternary]
+    for path, linear in tqdm(
+        linears, desc=f"packing {layout}", unit="linear", disable=not progress
+    ):
         latent = np.asarray(linear.kernel[...], np.float32)
         stacked = latent if latent.ndim == 3 else latent[None]
         k, n = stacked.shape[1:]
