@@ -91,3 +91,25 @@ def test_pack_model_serves_per_shard_gammas() -> None:
     floatlm = Transformer(ModelConfig(linear="float", n_layers=1), nnx.Rngs(0))
     with pytest.raises(ValueError, match="FloatLM: it has no ternary weights"):
         pack_model(floatlm, "2bit")
+
+
+def test_decode_benchmark_runs_on_cpu(capsys) -> None:
+    """benchmarks/decode.py end to end on the tiny preset (its table, not its timings)."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bench_decode", root / "benchmarks/decode.py")
+    decode = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(decode)
+    args = ["--preset", str(root / "configs/models/tiny.yaml"), "--layers", "1"]
+    assert decode.main([*args, "--batch", "1", "--tokens", "2,4"]) == 0
+    out = capsys.readouterr().out
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if line.split()[:2] in (["bf16", "1"], ["2bit", "1"], ["1.6bit", "1"])
+    ]
+    assert [r[0] for r in rows] == ["bf16", "2bit", "1.6bit"]
+    mb = {r[0]: float(r[5]) for r in rows}
+    assert mb["2bit"] < mb["bf16"]  # attention packed, the MLP (688 wide) float in both
