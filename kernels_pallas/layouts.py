@@ -125,15 +125,38 @@ def _encode_base3(v: np.ndarray) -> np.ndarray:
     return ((v.astype(np.int64) * 256 + 242) // 243).astype(np.uint8)
 
 
+def _digits_of_bytes(q: np.ndarray) -> np.ndarray:
+    """Base-3 digits ``[5, ...]`` of bytes ``q``: digit j is the high byte of ``3 m_j``,
+    ``m_0 = q``, ``m_{j+1} = 3 m_j mod 256`` (what the kernels compute)."""
+    digits, m = [], q.astype(np.int64)
+    for _ in range(5):
+        u = m * 3
+        digits.append(u >> 8)
+        m = u & 0xFF
+    return np.stack(digits)
+
+
+_BYTE_OF_VALUE = _encode_base3(np.arange(243))
+"""The byte of each base-3 value (``pack_1p6bit``'s table)."""
+_ALL_DIGITS = _digits_of_bytes(np.arange(256))  # [5, 256]
+_VALID_BYTE = _BYTE_OF_VALUE[np.tensordot(_POW3, _ALL_DIGITS, axes=1) % 243] == np.arange(256)
+"""Bytes that encode a base-3 value (243 of the 256)."""
+_TRIT_OF_BYTE = (_ALL_DIGITS - 1).astype(np.int8)
+"""Trit of digit j of each byte (``unpack_1p6bit``'s tables, [5, 256])."""
+
+
 def pack_1p6bit(trits: np.ndarray) -> np.ndarray:
     """Pack int trits ``[K, N]`` into the 1.6-bit layout ``[R, N]``, ``R = rows_per_plane(K)``."""
     trits = _check_trits(trits, "pack_1p6bit")
     k, n = trits.shape
     r = rows_per_plane(k, "1.6bit")
-    digits = np.ones((5 * r, n), dtype=np.int64)  # padding rows hold trit 0 (digit 1)
-    digits[:k] = trits.astype(np.int64) + 1
-    v = np.tensordot(_POW3, digits.reshape(5, r, n), axes=1)  # [R, N] in [0, 243)
-    return _encode_base3(v)
+    digits = np.ones((5 * r, n), dtype=np.uint8)  # padding rows hold trit 0 (digit 1)
+    digits[:k] = trits + 1
+    planes = digits.reshape(5, r, n)
+    v = np.zeros((r, n), np.uint16)  # in [0, 243): uint16 arithmetic, then a table lookup
+    for j in range(5):
+        v += planes[j] * np.uint16(_POW3[j])
+    return _BYTE_OF_VALUE[v]
 
 
 def unpack_1p6bit(packed: np.ndarray, k: int) -> np.ndarray:
@@ -149,20 +172,15 @@ def unpack_1p6bit(packed: np.ndarray, k: int) -> np.ndarray:
             f"unpack_1p6bit: packed shape {packed.shape} does not fit K={k}: "
             f"expected {rows_per_plane(k, '1.6bit')} rows"
         )
-    q = packed.astype(np.int64)
-    digits = np.empty((5, r, n), dtype=np.int64)
-    m = q
-    for j in range(5):
-        u = m * 3
-        digits[j] = u >> 8
-        m = u & 0xFF
-    v = np.tensordot(_POW3, digits, axes=1)
-    if np.any(_encode_base3(v) != packed):
+    if not np.all(_VALID_BYTE[packed]):
         raise ValueError(
             f"unpack_1p6bit: packed array of shape {packed.shape} holds bytes that are not "
             "ceil(v*256/243) for any base-3 value v"
         )
-    return (digits.reshape(5 * r, n)[:k] - 1).astype(np.int8)
+    trits = np.empty((5, r, n), dtype=np.int8)
+    for j in range(5):  # a table lookup a plane: the trit of digit j of each byte
+        trits[j] = _TRIT_OF_BYTE[j][packed]
+    return trits.reshape(5 * r, n)[:k]
 
 
 def pack(trits: np.ndarray, layout: str) -> np.ndarray:

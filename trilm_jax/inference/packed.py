@@ -42,7 +42,7 @@ def pack_model(
     """A copy of a trained ``model`` (latent weights) whose ternary linears hold packed trits, and
     ``{linear path: why it stayed float}`` for those the kernels cannot take (they hold their
     effective weight). The trits and gammas are the training forward pass's, bit for bit.
-    ``progress``: a bar over the linears (a 3.9B model packs in 26 s (2-bit) to 36 s (1.6-bit))."""
+    ``progress``: a bar over the linears."""
     from export.ternary_codec import pack_stack, ternary_parts
 
     layouts.check_layout(layout)
