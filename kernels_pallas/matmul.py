@@ -14,9 +14,14 @@ def _cuda_device(x: jax.Array) -> bool:
         devices = list(x.devices())
     except Exception:  # a tracer: fall back to the default device
         devices = jax.devices()[:1]
-    if not devices or devices[0].platform != "gpu":
+    return bool(devices) and is_nvidia_gpu(devices[0])
+
+
+def is_nvidia_gpu(device: jax.Device) -> bool:
+    """True for a CUDA device: where ``ternary_matmul`` runs the Pallas kernels."""
+    if device.platform != "gpu":
         return False
-    return "rocm" not in getattr(devices[0].client, "platform_version", "").lower()
+    return "rocm" not in getattr(device.client, "platform_version", "").lower()
 
 
 def ternary_matmul(

@@ -148,8 +148,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="packed: keep the ternary weights packed and multiply with the Pallas kernels "
         "(an NVIDIA GPU; elsewhere the reference unpacks them at every step, slowly); float: "
-        "expand them once to gamma * trits; auto (default): packed on an NVIDIA GPU. Linears "
-        "the kernels cannot take (K or N not a multiple of 256) stay float either way",
+        "expand them once to gamma * trits; auto (default): packed on an NVIDIA (CUDA) GPU. "
+        "Linears the kernels cannot take (K or N not a multiple of 256) stay float either way",
     )
     p.add_argument(
         "--layout",
@@ -168,13 +168,14 @@ def _run_generate(args: argparse.Namespace) -> int:
         raise UserError(f"--top-k={args.top_k}: expected >= 0")
     import jax
 
+    from kernels_pallas.matmul import is_nvidia_gpu
     from trilm_jax.data.tokenizer import get_tokenizer
     from trilm_jax.inference.generate import freeze_weights, generate
     from trilm_jax.inference.load import load_model_from_checkpoint
     from trilm_jax.train.step import resolve_compute_dtype
 
     packed_weights = args.weights == "packed" or (
-        args.weights == "auto" and jax.devices()[0].platform == "gpu"
+        args.weights == "auto" and is_nvidia_gpu(jax.devices()[0])
     )
     # a native packed file (trilm export) instead of a checkpoint
     if args.packed is not None:
