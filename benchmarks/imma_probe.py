@@ -49,6 +49,8 @@ from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
     preferred_config,
     ternary_matmul_pallas,
+    write_tile,
+    x_tile_loader,
 )
 
 X_MAX = {"2bit": 16383.0, "1.6bit": 8159.0}
@@ -141,19 +143,11 @@ def imma_kernel(
     m0 = pid_m * bm
     first = pid_s * steps_per_split
     count = jnp.minimum(steps_per_split, total_steps - first)
-    row_ok = (m0 + lax.broadcasted_iota(jnp.int32, (bm, bk), 0)) < m
-    col = lax.broadcasted_iota(jnp.int32, (bm, bk), 1)
     weight_bytes = _weight_bytes_asm if cfg.decode == "asm" else weight_bytes_jnp
+    load_tile = x_tile_loader(x_ref, m=m, k=k, rows=rows, m0=m0, bm=bm, bk=bk)
 
     def load_x(j: int, r0: jax.Array) -> jax.Array:
-        c0 = j * rows + r0
-        ref = x_ref.at[pl.ds(m0, bm), pl.ds(c0, bk)]
-        mask = row_ok if m % bm else None
-        if (j + 1) * rows > k:  # only the last plane(s) of 1.6-bit reach the zero padding
-            in_k = (c0 + col) < k
-            mask = in_k if mask is None else mask & in_k
-        x = ref[...] if mask is None else plgpu.load(ref, mask=mask, other=0.0)
-        return x.astype(jnp.float32)
+        return load_tile(j, r0).astype(jnp.float32)
 
     def amax_body(i, amax):
         r0 = pl.multiple_of((first + i) * bk, bk)
@@ -203,17 +197,9 @@ def imma_kernel(
     # sum_j (d_j - 1) x_j = sum_j t_j x_j
     acc = total - x_sum.astype(jnp.float32)[:, None] if layout == "2bit" else total / 256.0
     acc = acc * scale[:, None]
-    if cfg.split_k > 1:
-        dst = o_ref.at[pid_s, pl.ds(m0, bm), pl.ds(n0, bn)]
-    else:
-        s = s_ref[:, pl.ds(n0, bn)] if scale_columns else s_ref[...]
-        acc = (acc * s).astype(o_ref.dtype)
-        dst = o_ref.at[pl.ds(m0, bm), pl.ds(n0, bn)]
-    if m % bm:
-        out_mask = (m0 + lax.broadcasted_iota(jnp.int32, (bm, bn), 0)) < m
-        plgpu.store(dst, acc, mask=out_mask)
-    else:
-        dst[...] = acc
+    write_tile(
+        acc, s_ref, o_ref, m=m, m0=m0, n0=n0, pid_s=pid_s, cfg=cfg, scale_columns=scale_columns
+    )
 
 
 def imma_matmul(

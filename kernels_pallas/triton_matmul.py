@@ -279,22 +279,8 @@ def _kernel(
     m0 = pid_m * bm
     first = pid_s * steps_per_split
     count = jnp.minimum(steps_per_split, total_steps - first)
-    row_ok = (m0 + lax.broadcasted_iota(jnp.int32, (bm, bk), 0)) < m
-    col = lax.broadcasted_iota(jnp.int32, (bm, bk), 1)
     decode = _decode_asm if cfg.decode == "asm" else _decode_jnp
-
-    def load_x(j: int, r0: jax.Array) -> jax.Array:
-        c0 = j * rows + r0
-        ref = x_ref.at[pl.ds(m0, bm), pl.ds(c0, bk)]
-        mask = None
-        if m % bm:
-            mask = row_ok
-        if (j + 1) * rows > k:  # only the last plane(s) of 1.6-bit reach the zero padding
-            in_k = (c0 + col) < k
-            mask = in_k if mask is None else mask & in_k
-        if mask is None:
-            return ref[...]
-        return plgpu.load(ref, mask=mask, other=0.0)
+    load_x = x_tile_loader(x_ref, m=m, k=k, rows=rows, m0=m0, bm=bm, bk=bk)
 
     def body(i, acc):
         r0 = pl.multiple_of((first + i) * bk, bk)
@@ -316,19 +302,48 @@ def _kernel(
     acc = lax.fori_loop(0, count, body, jnp.zeros(acc_shape, jnp.float32))
     if cfg.weights_left:
         acc = acc.T
-    out_mask = None
-    if m % bm:
-        out_mask = (m0 + lax.broadcasted_iota(jnp.int32, (bm, bn), 0)) < m
+    write_tile(
+        acc, s_ref, o_ref, m=m, m0=m0, n0=n0, pid_s=pid_s, cfg=cfg, scale_columns=scale_columns
+    )
+
+
+def x_tile_loader(x_ref, *, m: int, k: int, rows: int, m0, bm: int, bk: int):
+    """``load_x(j, r0)``: the ``[bm, bk]`` x tile that plane j's packed rows ``r0..r0+bk``
+    multiply (rows past M and K-columns past K, 1.6-bit's padding, read as 0)."""
+    row_ok = (m0 + lax.broadcasted_iota(jnp.int32, (bm, bk), 0)) < m
+    col = lax.broadcasted_iota(jnp.int32, (bm, bk), 1)
+
+    def load_x(j: int, r0: jax.Array) -> jax.Array:
+        c0 = j * rows + r0
+        ref = x_ref.at[pl.ds(m0, bm), pl.ds(c0, bk)]
+        mask = None
+        if m % bm:
+            mask = row_ok
+        if (j + 1) * rows > k:  # only the last plane(s) of 1.6-bit reach the zero padding
+            in_k = (c0 + col) < k
+            mask = in_k if mask is None else mask & in_k
+        if mask is None:
+            return ref[...]
+        return plgpu.load(ref, mask=mask, other=0.0)
+
+    return load_x
+
+
+def write_tile(acc, s_ref, o_ref, *, m: int, m0, n0, pid_s, cfg: BlockConfig, scale_columns: bool):
+    """An MMA program's float32 ``[block_m, block_n]`` tile: its split-K partial sum, or times
+    gamma in the output dtype; rows past M are not written."""
+    bm, bn = cfg.block_m, cfg.block_n
     if cfg.split_k > 1:
         dst = o_ref.at[pid_s, pl.ds(m0, bm), pl.ds(n0, bn)]
     else:
         s = s_ref[:, pl.ds(n0, bn)] if scale_columns else s_ref[...]
         acc = (acc * s).astype(o_ref.dtype)
         dst = o_ref.at[pl.ds(m0, bm), pl.ds(n0, bn)]
-    if out_mask is None:
-        dst[...] = acc
-    else:
+    if m % bm:
+        out_mask = (m0 + lax.broadcasted_iota(jnp.int32, (bm, bn), 0)) < m
         plgpu.store(dst, acc, mask=out_mask)
+    else:
+        dst[...] = acc
 
 
 def check_kernel_shapes(x_shape: tuple[int, ...], packed_shape: tuple[int, ...], layout: str):
