@@ -47,10 +47,13 @@ from kernels_pallas.triton_matmul import (  # noqa: E402
     split_k_for,
     ternary_matmul_pallas,
 )
-from kernels_pallas.tuning import table_from_benchmark, table_path  # noqa: E402
+from kernels_pallas.tuning import merge_tables, table_from_benchmark, table_path  # noqa: E402
 
 SHAPES: dict[str, list[tuple[int, int]]] = {
-    "spectra-3.9b": [(3072, 3072), (3072, 8192), (8192, 3072)],
+    # configs/models/spectra-3.9b.yaml: q, k, v, o; gate, up and the fused q|k|v; down; the fused
+    # gate|up (decoding fuses them, Transformer.split_layers). Tables before 2026-11-24 measured
+    # 3072 x 8192 and 8192 x 3072 under this name, not the model's d_ff of 9216.
+    "spectra-3.9b": [(3072, 3072), (3072, 9216), (9216, 3072), (3072, 18432)],
     "spectra-1.1-1b": [(2048, 2048), (2048, 8192), (8192, 2048)],
     "large": [(8192, 8192), (8192, 28672)],
     "tiny": [(512, 256)],  # for a CPU smoke test with --interpret
@@ -267,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ms", default=",".join(map(str, MS)), help="comma-separated batch sizes M")
     ap.add_argument("--presets", default=",".join(SHAPES), help="comma-separated shape presets")
     ap.add_argument(
+        "--shapes", default=None, help="comma-separated KxN shapes to run instead of --presets"
+    )
+    ap.add_argument(
         "--layouts", default=",".join(layouts.LAYOUTS), help="comma-separated packed layouts"
     )
     ap.add_argument("--reps", type=int, default=9, help="timed repetitions per jit (median)")
@@ -324,13 +330,19 @@ def main(argv: list[str] | None = None) -> int:
         "rows": [],
     }
 
+    table_before: dict | None = None
+
     def dump() -> None:
+        nonlocal table_before
         if args.out:
             args.out.write_text(json.dumps(result, indent=1))
         if args.table and args.tune:
             args.table.mkdir(parents=True, exist_ok=True)
             path = table_path(result["device"], args.table)
-            path.write_text(json.dumps(table_from_benchmark(result), indent=1) + "\n")
+            if table_before is None:  # read once: later dumps merge into the same old table
+                table_before = json.loads(path.read_text()) if path.is_file() else {}
+            table = merge_tables(table_before or None, table_from_benchmark(result))
+            path.write_text(json.dumps(table, indent=1) + "\n")
 
     print(f"device {dev.device_kind} ({dev.platform}), jax {jax.__version__}", flush=True)
     key = jax.random.key(0)
@@ -373,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     dump()
 
     ms = [int(v) for v in args.ms.split(",")]
-    shapes = [(p, kn) for p in args.presets.split(",") for kn in SHAPES[p]]
+    if args.shapes:
+        shapes = [("custom", tuple(int(v) for v in kn.split("x"))) for kn in args.shapes.split(",")]
+    else:
+        shapes = [(p, kn) for p in args.presets.split(",") for kn in SHAPES[p]]
     for m in ms:  # M outer: the small-M points matter most if the time budget runs out
         for preset, (k, n) in shapes:
             kx, kw = jax.random.split(jax.random.fold_in(key, 1000 * k + n + m))

@@ -1,7 +1,9 @@
 """Block configurations measured per device: a small table per GPU model, looked up by shape.
 
 ``benchmarks/kernels.py --tune --table PATH`` times a few configurations for every (layout, M, K,
-N) point it benchmarks and writes the fastest to ``kernels_pallas/tuned/<device>.json``:
+N) point it benchmarks and writes the fastest to ``kernels_pallas/tuned/<device>.json``, into
+the entries already there (:func:`merge_tables`: a point measured again is replaced, the others
+are kept):
 
     {"device": "NVIDIA H100 80GB HBM3", "measured": "<date>, jax <version>",
      "entries": [{"layout": "2bit", "m": 1, "k": 8192, "n": 28672, "config": {...}}, ...]}
@@ -68,4 +70,25 @@ def table_from_benchmark(result: dict) -> dict:
         "device": result["device"],
         "measured": f"{result['date']}, jax {result['jax']}",
         "entries": entries,
+    }
+
+
+def merge_tables(old: dict | None, new: dict) -> dict:
+    """``new``'s entries over ``old``'s (same device): a (layout, M, K, N) point in both takes
+    ``new``'s configuration; ``measured`` lists both tables' dates."""
+    if old is None:
+        return new
+    if old["device"] != new["device"]:
+        raise ValueError(f"tables of two devices: {old['device']!r} and {new['device']!r}")
+
+    def key(entry: dict) -> tuple:
+        return entry["layout"], int(entry["m"]), int(entry["k"]), int(entry["n"])
+
+    entries = {key(e): e for e in old["entries"]}
+    entries.update({key(e): e for e in new["entries"]})
+    measured = [m for m in (old["measured"], new["measured"]) if m]
+    return {
+        "device": new["device"],
+        "measured": "; ".join(dict.fromkeys(measured)),
+        "entries": sorted(entries.values(), key=key),
     }

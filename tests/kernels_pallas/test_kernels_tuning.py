@@ -8,7 +8,13 @@ import pytest
 
 from kernels_pallas import layouts
 from kernels_pallas.triton_matmul import BlockConfig, _check_config, preferred_config
-from kernels_pallas.tuning import TUNED_DIR, table_from_benchmark, table_path, tuned_config
+from kernels_pallas.tuning import (
+    TUNED_DIR,
+    merge_tables,
+    table_from_benchmark,
+    table_path,
+    tuned_config,
+)
 
 
 def _row(m, k, n, split_2bit, tried=3):
@@ -73,3 +79,19 @@ def test_cpu_uses_the_rules():
     from kernels_pallas.triton_matmul import default_config
 
     assert preferred_config("2bit", 1, 8192, 28672) == default_config("2bit", 1, 8192, 28672)
+
+
+def test_a_new_measurement_replaces_its_points_and_keeps_the_others():
+    def table(date, rows):
+        result = {"device": "Test GPU 80GB", "date": date, "jax": "0.0", "rows": rows}
+        return table_from_benchmark(result)
+
+    old = table("2026-11-22", [_row(1, 1024, 512, 3), _row(16, 1024, 512, 5)])
+    new = table("2026-11-24", [_row(1, 1024, 512, 9), _row(1, 3072, 9216, 4)])
+    merged = merge_tables(old, new)
+    got = {(e["m"], e["k"], e["n"]): e["config"]["split_k"] for e in merged["entries"]}
+    assert got == {(1, 1024, 512): 9, (16, 1024, 512): 5, (1, 3072, 9216): 4}
+    assert "2026-11-22" in merged["measured"] and "2026-11-24" in merged["measured"]
+    assert merge_tables(None, new) == new
+    with pytest.raises(ValueError, match="two devices"):
+        merge_tables({**old, "device": "Other GPU"}, new)
