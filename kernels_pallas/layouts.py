@@ -246,7 +246,8 @@ def scale_per_column(scale: jnp.ndarray, n: int) -> jnp.ndarray:
     """Expand a stored scale (``()``, ``(1,)`` or ``(G,)`` with G | N) to float32 ``[N]``."""
     scale = jnp.asarray(scale, jnp.float32)
     groups = check_scale_shape(scale.shape, n)
-    return jnp.repeat(scale.reshape(groups), n // groups, total_repeat_length=n)
+    # a broadcast, not jnp.repeat's gather: XLA fuses it, and one scale a column is a reshape
+    return jnp.broadcast_to(scale.reshape(groups, 1), (groups, n // groups)).reshape(n)
 
 
 def check_scale_shape(shape: tuple[int, ...], n: int) -> int:

@@ -448,10 +448,12 @@ def ternary_matmul_pallas(
         out_shape = jax.ShapeDtypeStruct((split, m, n), jnp.float32)
     else:
         out_shape = jax.ShapeDtypeStruct((m, n), x.dtype)
+    kind = ("dp2a" if cfg.x_int16 else "gemv") if cfg.gemv else "mma"
     out = pl.pallas_call(
         kernel,
         out_shape=out_shape,
         grid=grid,
+        name=f"ternary_{kind}_{layout.replace('.', 'p')}",  # what profiles show
         compiler_params=plgpu.CompilerParams(num_warps=cfg.num_warps, num_stages=cfg.num_stages),
         interpret=interpret,
     )(x, packed, s2d)
