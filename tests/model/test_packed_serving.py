@@ -103,13 +103,64 @@ def test_decode_benchmark_runs_on_cpu(capsys) -> None:
     decode = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(decode)
     args = ["--preset", str(root / "configs/models/tiny.yaml"), "--layers", "1"]
-    assert decode.main([*args, "--batch", "1", "--tokens", "2,4"]) == 0
+    assert decode.main([*args, "--batch", "1", "--tokens", "2,4", "--fuse", "on,off"]) == 0
     out = capsys.readouterr().out
     rows = [
         line.split()
         for line in out.splitlines()
-        if line.split()[:2] in (["bf16", "1"], ["2bit", "1"], ["1.6bit", "1"])
+        if line.split()[:1] in (["bf16"], ["2bit"], ["1.6bit"])
     ]
-    assert [r[0] for r in rows] == ["bf16", "2bit", "1.6bit"]
-    mb = {r[0]: float(r[5]) for r in rows}
+    assert [r[:3] for r in rows] == [
+        [w, fused, "1"] for fused in ("yes", "no") for w in ("bf16", "2bit", "1.6bit")
+    ]
+    mb = {r[0]: float(r[6]) for r in rows}
     assert mb["2bit"] < mb["bf16"]  # attention packed, the MLP (688 wide) float in both
+
+
+def test_fused_packed_projections_compute_the_unfused_model() -> None:
+    """q, k, v and gate, up fused into one packed linear each (``split_layers(fuse=True)``):
+    grouped-query attention makes k and v narrower than q, and gammas per output shard then
+    cover blocks of different widths (256, 128, 128 columns), which the fused linear's gammas
+    must reproduce. Same logits as the unfused packed model and as the effective weights."""
+    config = ModelConfig(
+        d_model=512, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=768, ternary_scale_shards=2
+    )
+    model = Transformer(config, nnx.Rngs(5))
+    rng = np.random.default_rng(5)
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, Linear):  # every shard its own clearly different gamma
+            w = rng.laplace(0, 0.02, module.kernel[...].shape).astype(np.float32)
+            shards = np.split(np.arange(w.shape[module.shard_axis]), 2)
+            index = [slice(None)] * w.ndim
+            index[module.shard_axis] = shards[1]
+            w[tuple(index)] *= float(rng.uniform(2, 5))
+            module.kernel[...] = jnp.asarray(w)
+    packed, kept = pack_model(model, "2bit")
+    assert kept == {}
+    tokens = jnp.asarray(rng.integers(0, 258, (2, 6)), jnp.int32)
+
+    graphdef, states = packed.split_layers(fuse=True)
+    fused = [nnx.merge(graphdef, s) for s in states]
+    qkv, gate_up = fused[0].attn.qkv, fused[0].mlp.gate_up
+    assert fused[0].attn.q is None and fused[0].mlp.up is None
+    assert qkv.packed[...].shape == (layouts.rows_per_plane(512, "2bit"), 512 + 2 * 256)
+    # gammas per output shard are held one a column (what the kernels read)
+    assert qkv.gamma[...].shape == (1024,) and gate_up.gamma[...].shape == (1536,)
+    assert len(np.unique(np.asarray(qkv.gamma[...]))) == 2 * 3  # q, k, v: two shards each
+    # each part's output columns, from the unfused layer's own linears
+    plain_graphdef, plain_states = packed.split_layers(fuse=False)
+    plain = nnx.merge(plain_graphdef, plain_states[0])
+    x = jnp.asarray(rng.normal(size=(3, 512)), jnp.bfloat16)
+    parts = [plain.attn.q(x), plain.attn.k(x), plain.attn.v(x)]
+    np.testing.assert_allclose(
+        np.asarray(qkv(x), np.float32), np.concatenate(parts, -1).astype(np.float32), rtol=1e-2
+    )
+
+    got, _ = packed(tokens, layers=fused)
+    unfused, _ = packed(tokens, layers=[nnx.merge(plain_graphdef, s) for s in plain_states])
+    want, _ = freeze_weights(model)(tokens)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(unfused), rtol=1e-5, atol=1e-5)
+    want64 = np.asarray(want, np.float64)
+    assert np.linalg.norm(np.asarray(got, np.float64) - want64) / np.linalg.norm(want64) < 1e-2
+    # gammas per input shard (o, down) scale x: those linears are left alone
+    assert fused[0].attn.o.gamma[...].shape == (2,) and fused[0].mlp.down.packed_layout == "2bit"

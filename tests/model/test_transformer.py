@@ -102,8 +102,10 @@ def test_unrolled_layers_with_per_layer_cache_match_the_numpy_reference():
     the float64 reference, and with a per-layer KV cache, token by token."""
     model = Transformer(MICRO, nnx.Rngs(2))
     tokens = np.random.default_rng(2).integers(0, 258, (2, 9))
-    layers = model.split_layers()
-    assert len(layers) == MICRO.n_layers
+    graphdef, states = model.split_layers(fuse=True)  # latent ternary weights: nothing fuses
+    assert len(states) == MICRO.n_layers
+    layers = [nnx.merge(graphdef, s) for s in states]
+    assert layers[0].attn.qkv is None and layers[0].attn.q is not None
     expected = numpy_forward(nnx.to_pure_dict(nnx.state(model)), MICRO, tokens)
     full, _ = model(tokens, layers=layers)
     np.testing.assert_allclose(np.asarray(full), expected, rtol=2e-4, atol=2e-4)
@@ -115,6 +117,26 @@ def test_unrolled_layers_with_per_layer_cache_match_the_numpy_reference():
         logits, cache = model(tokens[:, i : i + 1], cache=cache, cache_index=i, layers=layers)
         steps.append(logits)
     np.testing.assert_allclose(np.concatenate(steps, 1), expected, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("linear", ["ternary", "float"])
+def test_fused_projections_match_the_numpy_reference(linear):
+    """q, k, v as one linear and gate, up as another (``split_layers(fuse=True)``, frozen
+    weights; grouped-query attention, so q is wider than k and v) compute the same logits."""
+    from trilm_jax.inference.generate import freeze_weights
+
+    cfg = ModelConfig(**{**MICRO.__dict__, "linear": linear})
+    model = Transformer(cfg, nnx.Rngs(3))
+    tokens = np.random.default_rng(3).integers(0, 258, (2, 7))
+    expected = numpy_forward(nnx.to_pure_dict(nnx.state(model)), cfg, tokens)
+    frozen = freeze_weights(model)
+    graphdef, states = frozen.split_layers(fuse=True)
+    layers = [nnx.merge(graphdef, s) for s in states]
+    assert layers[1].attn.q is None and layers[1].mlp.gate is None
+    assert layers[1].attn.qkv.kernel[...].shape == (64, 4 * 16 + 2 * 2 * 16)
+    assert layers[1].mlp.gate_up.kernel[...].shape == (64, 2 * 96)
+    got, _ = frozen(tokens, layers=layers)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-4, atol=2e-4)
 
 
 def test_logical_axis_names_on_every_parameter():

@@ -17,11 +17,15 @@ with ``lax.scan``: compile time does not grow with depth. The KV cache is an exp
 ``[layers, batch, max_len, kv_heads, head_dim]`` threaded through the scan. Decoding instead runs
 the layers unrolled from per-layer copies of their parameters (``layers=``, a KV cache of one
 array a layer): a scan step copies its layer's slice of every weight, which costs a single-token
-matmul more than the matmul itself.
+matmul more than the matmul itself. Those per-layer copies can fuse q, k, v into one ``qkv``
+linear and gate, up into one ``gate_up`` (``split_layers(fuse=True)``, frozen or packed weights
+only): a decode step then launches 4 matmuls a block instead of 7.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -71,12 +75,47 @@ class Linear(nnx.Module):
     def use_packed(self, packed: jax.Array, gamma: jax.Array, layout: str) -> None:
         """Hold ``packed`` trits (uint8 ``[R, N]``, or ``[L, R, N]`` in stacked blocks) and
         ``gamma`` (``[G]`` or ``[L, G]``: one per shard of ``shard_axis``) instead of the float
-        weight; the forward pass then computes ``x @ (gamma * T)`` from the packed bytes."""
+        weight; the forward pass then computes ``x @ (gamma * T)`` from the packed bytes.
+        Gammas per output shard are kept expanded to one a column, the form the kernels read,
+        so that decoding does not expand them again at every token (a kernel a linear)."""
         self.packed = PackedTrits(packed)
+        groups, n = gamma.shape[-1], packed.shape[-1]
+        if 1 < groups < n and self.shard_axis == -1:
+            gamma = jnp.repeat(gamma, n // groups, axis=-1)
         self.gamma = PackedTrits(gamma)
         self.packed_layout = layout
         self.kernel = None
         self.ternary = False
+
+    @staticmethod
+    def concatenate(parts: Sequence[Linear]) -> Linear | None:
+        """One linear computing ``concat([p(x) for p in parts], -1)``: their weights side by side
+        on the output axis, or None where that is not the same function. Parts must share their
+        input size and all hold either float weights that no longer re-quantize (frozen, or a
+        FloatLM's) or packed trits of one layout with gammas per output column block; fused
+        packed gammas are per block of the narrowest common width (exact: the kernels scale
+        output columns). Stacked parts (a leading layers axis) fuse layer by layer."""
+        first = parts[0]
+        fused = nnx.clone(first)
+        if all(p.packed_layout is None and not p.ternary for p in parts):
+            fused.kernel = nnx.Param(jnp.concatenate([p.kernel[...] for p in parts], axis=-1))
+            return fused
+        layout = first.packed_layout
+        if layout is None or any(p.packed_layout != layout for p in parts):
+            return None
+        gammas = [p.gamma[...] for p in parts]
+        if any(g.shape[-1] > 1 and p.shard_axis != -1 for g, p in zip(gammas, parts, strict=True)):
+            return None  # gammas per input shard scale x, which the parts do not share
+        widths = [p.packed.shape[-1] // g.shape[-1] for p, g in zip(parts, gammas, strict=True)]
+        block = math.gcd(*widths)
+        gamma = jnp.concatenate(
+            [jnp.repeat(g, w // block, axis=-1) for g, w in zip(gammas, widths, strict=True)],
+            axis=-1,
+        )
+        packed = jnp.concatenate([p.packed[...] for p in parts], axis=-1)
+        fused.use_packed(packed, gamma, layout)
+        fused.shard_axis = -1
+        return fused
 
     def effective_weight(self) -> jax.Array:
         """The weight the forward pass multiplies by: gamma * trits (TriLM) or W (FloatLM)."""
@@ -95,8 +134,9 @@ class Linear(nnx.Module):
         if gamma.shape[-1] > 1 and self.shard_axis == -2:
             # one gamma per input shard (row-parallel): the kernels scale output columns only,
             # so scale x's columns instead (one more bf16 rounding of x)
-            k = rows.shape[-1]
-            rows = rows.astype(jnp.float32) * jnp.repeat(gamma, k // gamma.shape[-1])
+            (m, k), groups = rows.shape, gamma.shape[-1]
+            shards = rows.astype(jnp.float32).reshape(m, groups, k // groups)
+            rows = (shards * gamma[:, None]).reshape(m, k)  # fuses with x's producer
             gamma = jnp.ones((), jnp.float32)
         elif gamma.shape == (1,):
             gamma = gamma[0]
@@ -138,6 +178,16 @@ class Attention(nnx.Module):
         self.k = Linear(d, config.n_kv_heads * hd, ("embed", "kv"), config, rngs)
         self.v = Linear(d, config.n_kv_heads * hd, ("embed", "kv"), config, rngs)
         self.o = Linear(config.n_heads * hd, d, ("heads", "embed"), config, rngs)
+        self.qkv: Linear | None = nnx.data(None)  # q, k, v side by side (fuse_projections)
+
+    def fuse_projections(self) -> bool:
+        """Replace q, k, v by one linear ``qkv`` (same function, one matmul); False where
+        :meth:`Linear.concatenate` cannot."""
+        fused = Linear.concatenate([self.q, self.k, self.v])
+        if fused is None:
+            return False
+        self.qkv, self.q, self.k, self.v = fused, None, None, None
+        return True
 
     def __call__(
         self,
@@ -148,9 +198,14 @@ class Attention(nnx.Module):
         cache_index: jax.Array | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         b, t, _ = x.shape
-        q = rope(self.q(x).reshape(b, t, self.n_heads, self.head_dim), positions, self.theta)
-        k = rope(self.k(x).reshape(b, t, self.n_kv_heads, self.head_dim), positions, self.theta)
-        v = self.v(x).reshape(b, t, self.n_kv_heads, self.head_dim)
+        if self.qkv is not None:
+            n_q, n_kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+            q, k, v = jnp.split(self.qkv(x), (n_q, n_q + n_kv), axis=-1)
+        else:
+            q, k, v = self.q(x), self.k(x), self.v(x)
+        q = rope(q.reshape(b, t, self.n_heads, self.head_dim), positions, self.theta)
+        k = rope(k.reshape(b, t, self.n_kv_heads, self.head_dim), positions, self.theta)
+        v = v.reshape(b, t, self.n_kv_heads, self.head_dim)
         if cache is None:
             out = jax.nn.dot_product_attention(
                 q, k, v, is_causal=True, implementation=implementation
@@ -179,9 +234,22 @@ class MLP(nnx.Module):
         self.gate = Linear(d, f, ("embed", "mlp"), config, rngs)
         self.up = Linear(d, f, ("embed", "mlp"), config, rngs)
         self.down = Linear(f, d, ("mlp", "embed"), config, rngs)
+        self.gate_up: Linear | None = nnx.data(None)  # gate, up side by side (fuse_projections)
+
+    def fuse_projections(self) -> bool:
+        """Replace gate and up by one linear ``gate_up``; False where that cannot be done."""
+        fused = Linear.concatenate([self.gate, self.up])
+        if fused is None:
+            return False
+        self.gate_up, self.gate, self.up = fused, None, None
+        return True
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.down(jax.nn.silu(self.gate(x)) * self.up(x))
+        if self.gate_up is not None:
+            gate, up = jnp.split(self.gate_up(x), 2, axis=-1)
+        else:
+            gate, up = self.gate(x), self.up(x)
+        return self.down(jax.nn.silu(gate) * up)
 
 
 class Block(nnx.Module):
@@ -239,16 +307,16 @@ class Transformer(nnx.Module):
         remat: str = "none",
         cache: KVCache | None = None,
         cache_index: jax.Array | int = 0,
-        layers: list | None = None,
+        layers: Sequence[Block] | None = None,
     ) -> tuple[jax.Array, KVCache | None]:
         """tokens [B, T] int -> (logits [B, T, V] float32, updated cache or None).
 
-        ``layers``: the blocks' parameters as one ``nnx.State`` a layer (:func:`split_layers`),
-        run in an unrolled loop instead of the scan over the stacked ``self.blocks`` (whose
-        arrays are then not read); ``cache`` then holds lists of per-layer arrays. Decoding
-        uses it: each step of a scan slices the stacked weights into a copy, which made a
-        single-token matmul 1.8x (2-bit packed) to 2.8x (bf16) slower on an H100
-        (docs/benchmarks.md, "Decoding end to end")."""
+        ``layers``: one block a layer, each holding its own copy of its parameters
+        (:meth:`split_layers`, then ``nnx.merge`` of each state), run in an unrolled loop
+        instead of the scan over the stacked ``self.blocks`` (whose arrays are then not read);
+        ``cache`` then holds lists of per-layer arrays. Decoding uses it: each step of a scan
+        slices the stacked weights into a copy, which made a single-token matmul 1.8x (2-bit
+        packed) to 2.8x (bf16) slower on an H100 (docs/benchmarks.md, "Decoding end to end")."""
         b, t = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t) + cache_index, (b, t))
@@ -257,11 +325,9 @@ class Transformer(nnx.Module):
         graphdef, block_state = nnx.split(self.blocks)
         if layers is not None:
             keys, values = [], []
-            for i, state in enumerate(layers):
+            for i, block in enumerate(layers):
                 layer_cache = None if cache is None else (cache.key[i], cache.value[i])
-                x, layer_cache = nnx.merge(graphdef, state)(
-                    x, positions, attention, layer_cache, cache_index
-                )
+                x, layer_cache = block(x, positions, attention, layer_cache, cache_index)
                 if layer_cache is not None:
                     keys.append(layer_cache[0])
                     values.append(layer_cache[1])
@@ -285,11 +351,27 @@ class Transformer(nnx.Module):
         logits = jnp.dot(x, head.astype(x.dtype), preferred_element_type=jnp.float32)
         return constrain(logits, ("batch", "length", "vocab"))
 
-    def split_layers(self) -> list:
-        """The blocks' parameters as one ``nnx.State`` a layer, each array its own buffer (for
-        ``__call__(layers=...)``)."""
-        state = nnx.state(self.blocks)
-        return [jax.tree.map(lambda a, i=i: a[i], state) for i in range(self.config.n_layers)]
+    def split_layers(self, fuse: bool = False) -> tuple[nnx.GraphDef, list[nnx.State]]:
+        """The blocks as one graph definition and one ``nnx.State`` a layer, each array its own
+        buffer; ``nnx.merge(graphdef, state)`` gives a layer's block for ``__call__(layers=)``.
+
+        ``fuse``: each layer's q, k, v become one linear, and gate, up another, where their
+        weights allow (:meth:`Linear.concatenate`: frozen or packed, not latent ternary). The
+        fusion happens on the per-layer copies, so it costs no memory beyond them."""
+        graphdef, state = nnx.split(self.blocks)
+        layer_graphdef, layers = graphdef, []
+        for i in range(self.config.n_layers):
+            layer = jax.tree.map(lambda a, i=i: a[i], state)
+            if fuse:
+                block = nnx.merge(graphdef, layer)
+                block.attn.fuse_projections()
+                block.mlp.fuse_projections()
+                fused_graphdef, layer = nnx.split(block)
+                if i and fused_graphdef != layer_graphdef:  # stacked layers fuse alike
+                    raise AssertionError(f"layer {i} fused unlike layer 0")
+                layer_graphdef = fused_graphdef
+            layers.append(layer)
+        return layer_graphdef, layers
 
     def init_cache(
         self, batch_size: int, max_len: int, dtype: jnp.dtype = jnp.float32, per_layer=False
