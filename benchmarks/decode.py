@@ -5,7 +5,9 @@ The model has random latent weights (speed does not depend on them), the shapes 
 (``--preset``, default the Spectra 3.9B) and ``--layers`` of its blocks; every variant holds its
 embedding and head in bf16 too, so that the head is read at the same cost. Time per token is the
 slope between two greedy generations of different lengths (each compiled first, then timed), so
-prefill and compilation drop out. Bytes per token: the weights one step reads.
+prefill and compilation drop out. Bytes per token: the weights one step reads. ``--fuse on,off``
+times each variant with q, k, v fused into one matmul and gate, up into another (what
+``generate`` does) and with the seven separate matmuls a block.
 
 Run on a GPU:  python benchmarks/decode.py [--preset configs/models/spectra-3.9b.yaml]
 Imports only jax, flax, numpy, yaml and this repository's model code (no grain).
@@ -17,6 +19,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -28,7 +31,11 @@ from flax import nnx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trilm_jax.config import ModelConfig  # noqa: E402
-from trilm_jax.inference.generate import freeze_weights, generate  # noqa: E402
+from trilm_jax.inference.generate import (  # noqa: E402
+    freeze_weights,
+    generate,
+    prepare_decoding,
+)
 from trilm_jax.inference.packed import pack_model  # noqa: E402
 from trilm_jax.model.transformer import Linear, Transformer  # noqa: E402
 
@@ -54,18 +61,47 @@ def _weight_bytes(model: Transformer) -> int:
     return total - model.embed[...].size * model.embed[...].dtype.itemsize
 
 
-def seconds_per_token(model: Transformer, batch: int, short: int, long: int) -> float:
+def seconds_per_token(
+    model: Transformer, batch: int, short: int, long: int, fuse: bool = True
+) -> tuple[float, float]:
+    """Wall and host-CPU (all threads) seconds a token: slopes between ``short`` and ``long``
+    new tokens. CPU time near the wall time means the host, launching kernels, sets the pace."""
     prompt = np.tile(np.arange(1, 17, dtype=np.int32), (batch, 1))
+    # split once: the per-layer copies are hundreds of small host-dispatched operations, whose
+    # time varies by tens of milliseconds a call
+    prepared = prepare_decoding(model, fuse)
     times = {}
     for n in (short, long):
-        generate(model, prompt, n, compute_dtype=jnp.bfloat16)  # compile, warm up
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            generate(model, prompt, n, compute_dtype=jnp.bfloat16)  # returns numpy: waits
-            best = min(best, time.perf_counter() - t0)
+        run = partial(generate, prepared, prompt, n, compute_dtype=jnp.bfloat16)
+        run()  # compile, warm up
+        best = (float("inf"), 0.0)
+        for _ in range(5):
+            t0, c0 = time.perf_counter(), time.process_time()
+            run()  # returns numpy: waits
+            best = min(best, (time.perf_counter() - t0, time.process_time() - c0))
         times[n] = best
-    return (times[long] - times[short]) / (long - short)
+    wall, cpu = ((times[long][i] - times[short][i]) / (long - short) for i in (0, 1))
+    return wall, cpu
+
+
+def build_variants(
+    preset: Path, layers: int, max_seq_len: int, names: tuple[str, ...] = ("bf16", "2bit", "1.6bit")
+) -> tuple[ModelConfig, dict]:
+    """The preset's config with ``layers`` blocks, and {name: model} for ``names`` among "bf16",
+    "2bit" and "1.6bit"."""
+    fields = yaml.safe_load(preset.read_text())["model"]
+    config = dataclasses.replace(ModelConfig(**fields), n_layers=layers, max_seq_len=max_seq_len)
+    latent = Transformer(config, nnx.Rngs(0))
+    variants = {"bf16": _bf16_everywhere(freeze_weights(latent))} if "bf16" in names else {}
+    for layout in (n for n in ("2bit", "1.6bit") if n in names):
+        t0 = time.perf_counter()
+        packed, kept = pack_model(latent, layout)
+        print(
+            f"packed {layout} in {time.perf_counter() - t0:.1f} s; float: {sorted(kept)}",
+            flush=True,
+        )
+        variants[layout] = _bf16_everywhere(packed)
+    return config, variants
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,43 +110,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=8, help="blocks of the preset to build")
     ap.add_argument("--batch", default="1,16", help="comma-separated batch sizes")
     ap.add_argument("--tokens", default="32,160", help="the two generation lengths")
-    args = ap.parse_args(argv)
-    fields = yaml.safe_load(args.preset.read_text())["model"]
-    config = dataclasses.replace(ModelConfig(**fields), n_layers=args.layers)
-    short, long = (int(v) for v in args.tokens.split(","))
-    config = dataclasses.replace(config, max_seq_len=16 + long)
-    dev = jax.devices()[0]
-    print(
-        f"device {dev.device_kind}, jax {jax.__version__}; {config.name} shapes, "
-        f"{config.n_layers} layers",
-        flush=True,
+    ap.add_argument(
+        "--fuse",
+        default="on",
+        help="comma-separated: on (q|k|v and gate|up one matmul each, as generate does), off",
     )
-    latent = Transformer(config, nnx.Rngs(0))
-    variants = {"bf16": _bf16_everywhere(freeze_weights(latent))}
-    for layout in ("2bit", "1.6bit"):
-        t0 = time.perf_counter()
-        packed, kept = pack_model(latent, layout)
-        print(
-            f"packed {layout} in {time.perf_counter() - t0:.1f} s; float: {sorted(kept)}",
-            flush=True,
-        )
-        variants[layout] = _bf16_everywhere(packed)
-    del latent
+    ap.add_argument("--variants", default="bf16,2bit,1.6bit", help="comma-separated weights")
+    args = ap.parse_args(argv)
+    short, long = (int(v) for v in args.tokens.split(","))
+    fuses = [{"on": True, "off": False}[v] for v in args.fuse.split(",")]
+    dev = jax.devices()[0]
+    print(f"device {dev.device_kind}, jax {jax.__version__}", flush=True)
+    config, variants = build_variants(
+        args.preset, args.layers, 16 + long, tuple(args.variants.split(","))
+    )
+    print(f"{config.name} shapes, {config.n_layers} layers", flush=True)
     print(
-        f"{'weights':8s} {'batch':>5s} {'ms/token':>9s} {'tokens/s':>9s} {'speedup':>8s} "
-        f"{'MB/token':>9s} {'GB/s':>7s}"
+        f"{'weights':8s} {'fused':>5s} {'batch':>5s} {'ms/token':>9s} {'tokens/s':>9s} "
+        f"{'speedup':>8s} {'MB/token':>9s} {'GB/s':>7s} {'host ms':>8s}"
     )
     for batch in (int(v) for v in args.batch.split(",")):
-        base = None
-        for name, model in variants.items():
-            t = seconds_per_token(model, batch, short, long)
-            base = base or t
-            mb = _weight_bytes(model) / 1e6
-            print(
-                f"{name:8s} {batch:5d} {t * 1e3:9.3f} {batch / t:9.1f} {base / t:8.2f} "
-                f"{mb:9.1f} {mb / 1e3 / t:7.0f}",
-                flush=True,
-            )
+        base = None  # the first row of the batch: bf16, fused as listed first
+        for fuse in fuses:
+            for name, model in variants.items():
+                t, cpu = seconds_per_token(model, batch, short, long, fuse)
+                base = base or t
+                mb = _weight_bytes(model) / 1e6
+                print(
+                    f"{name:8s} {'yes' if fuse else 'no':>5s} {batch:5d} {t * 1e3:9.3f} "
+                    f"{batch / t:9.1f} {base / t:8.2f} {mb:9.1f} {mb / 1e3 / t:7.0f} "
+                    f"{cpu * 1e3:8.3f}",
+                    flush=True,
+                )
     return 0
 
 
