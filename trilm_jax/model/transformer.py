@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from trilm_jax.config import ModelConfig
@@ -117,6 +118,25 @@ class Linear(nnx.Module):
         fused.shard_axis = -1
         return fused
 
+    def input_shard_gammas(self) -> jax.Array | None:
+        """Packed with one gamma per input shard (row-parallel, ``[G]``, G > 1): those gammas,
+        else None."""
+        if self.packed_layout is None or self.shard_axis != -2:
+            return None
+        gamma = self.gamma[...]
+        return gamma if gamma.ndim == 1 and gamma.shape[0] > 1 else None
+
+    def fold_input_gammas_into(self, producer: Linear, columns: slice, column_shard) -> None:
+        """Move this linear's per-input-shard gammas onto ``producer``'s output ``columns`` (the
+        ones that become this linear's input, elementwise: ``column_shard[c]`` is the input
+        shard that column c feeds), leaving this linear one gamma of 1. Exact: the producer's
+        kernel scales its output columns, and ``x_s @ (g_s T_s) = (g_s x_s) @ T_s``."""
+        gammas = self.input_shard_gammas()
+        scale = producer.gamma[...]
+        factor = jnp.ones(scale.shape[-1], jnp.float32).at[columns].set(gammas[column_shard])
+        producer.gamma.set_value(scale * factor)
+        self.gamma.set_value(jnp.ones((1,), jnp.float32))
+
     def effective_weight(self) -> jax.Array:
         """The weight the forward pass multiplies by: gamma * trits (TriLM) or W (FloatLM)."""
         w = self.kernel[...]
@@ -181,13 +201,33 @@ class Attention(nnx.Module):
         self.qkv: Linear | None = nnx.data(None)  # q, k, v side by side (fuse_projections)
 
     def fuse_projections(self) -> bool:
-        """Replace q, k, v by one linear ``qkv`` (same function, one matmul); False where
-        :meth:`Linear.concatenate` cannot."""
+        """Replace q, k, v by one linear ``qkv`` (same function, one matmul), and move o's
+        gammas per input shard onto v's columns; False where :meth:`Linear.concatenate`
+        cannot."""
         fused = Linear.concatenate([self.q, self.k, self.v])
         if fused is None:
             return False
         self.qkv, self.q, self.k, self.v = fused, None, None, None
+        self._fold_o_gammas_into_v()
         return True
+
+    def _fold_o_gammas_into_v(self) -> None:
+        """o's gammas per input shard (groups of heads) scale v's columns instead: attention is
+        linear in v head by head, so the same function without a scaling kernel before o. Not
+        where one kv head serves query heads of two shards."""
+        gammas = self.o.input_shard_gammas()
+        if gammas is None or self.qkv.packed_layout is None or self.qkv.gamma[...].ndim != 1:
+            return
+        hd, rep = self.head_dim, self.n_heads // self.n_kv_heads
+        shard_width = self.n_heads * hd // gammas.shape[0]
+        # o's input column h * hd + d holds head h; v's column kv * hd + d feeds heads
+        # kv * rep ... kv * rep + rep - 1
+        shards = np.arange(self.n_heads * hd).reshape(self.n_kv_heads, rep, hd) // shard_width
+        if (shards != shards[:, :1]).any():
+            return
+        n_q = self.n_heads * hd
+        v_columns = slice(n_q + self.n_kv_heads * hd, n_q + 2 * self.n_kv_heads * hd)
+        self.o.fold_input_gammas_into(self.qkv, v_columns, shards[:, 0].reshape(-1))
 
     def __call__(
         self,
@@ -237,11 +277,18 @@ class MLP(nnx.Module):
         self.gate_up: Linear | None = nnx.data(None)  # gate, up side by side (fuse_projections)
 
     def fuse_projections(self) -> bool:
-        """Replace gate and up by one linear ``gate_up``; False where that cannot be done."""
+        """Replace gate and up by one linear ``gate_up``, and move down's gammas per input shard
+        onto up's columns; False where that cannot be done."""
         fused = Linear.concatenate([self.gate, self.up])
         if fused is None:
             return False
         self.gate_up, self.gate, self.up = fused, None, None
+        # down's gammas per input shard scale up's columns instead (silu(g) * u is linear in u)
+        gammas = self.down.input_shard_gammas()
+        if gammas is not None and fused.packed_layout is not None and fused.gamma[...].ndim == 1:
+            f = fused.packed[...].shape[-1] // 2
+            shard = np.arange(f) // (f // gammas.shape[0])
+            self.down.fold_input_gammas_into(fused, slice(f, 2 * f), shard)
         return True
 
     def __call__(self, x: jax.Array) -> jax.Array:
