@@ -131,10 +131,11 @@ class Linear(nnx.Module):
         ones that become this linear's input, elementwise: ``column_shard[c]`` is the input
         shard that column c feeds), leaving this linear one gamma of 1. Exact: the producer's
         kernel scales its output columns, and ``x_s @ (g_s T_s) = (g_s x_s) @ T_s``."""
-        gammas = self.input_shard_gammas()
-        scale = producer.gamma[...]
-        factor = jnp.ones(scale.shape[-1], jnp.float32).at[columns].set(gammas[column_shard])
-        producer.gamma.set_value(scale * factor)
+        gammas, scale = self.input_shard_gammas(), producer.gamma[...]
+        n = producer.packed[...].shape[-1]
+        scale = jnp.broadcast_to(scale.reshape(-1, 1), (scale.size, n // scale.size)).reshape(n)
+        factor = jnp.ones(n, jnp.float32).at[columns].set(gammas[column_shard])
+        producer.gamma.set_value(scale * factor)  # one gamma a column
         self.gamma.set_value(jnp.ones((1,), jnp.float32))
 
     def effective_weight(self) -> jax.Array:
