@@ -31,6 +31,21 @@ def trained_like() -> Transformer:
     return model
 
 
+def _two_gamma_shards(
+    model: Transformer, rng: np.random.Generator, factor: float | None = None
+) -> None:
+    """Latent weights spread like trained ones, the second half of each matrix's shard axis
+    scaled by ``factor`` (a fresh draw in [2, 5) a matrix if None): with
+    ``ternary_scale_shards=2``, two clearly different gammas a matrix."""
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, Linear):
+            w = rng.laplace(0, 0.02, module.kernel[...].shape).astype(np.float32)
+            index = [slice(None)] * w.ndim
+            index[module.shard_axis] = slice(w.shape[module.shard_axis] // 2, None)
+            w[tuple(index)] *= factor if factor is not None else float(rng.uniform(2, 5))
+            module.kernel[...] = jnp.asarray(w)
+
+
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 def test_packed_model_matches_effective_weights(trained_like: Transformer, layout: str) -> None:
     packed, kept = pack_model(trained_like, layout)
@@ -68,14 +83,7 @@ def test_pack_model_serves_per_shard_gammas() -> None:
     )
     model = Transformer(config, nnx.Rngs(0))
     rng = np.random.default_rng(4)
-    for _, module in nnx.iter_graph(model):
-        if isinstance(module, Linear):  # shards of clearly different gammas
-            w = rng.laplace(0, 0.02, module.kernel[...].shape).astype(np.float32)
-            half = w.shape[module.shard_axis] // 2
-            index = [slice(None)] * w.ndim
-            index[module.shard_axis] = slice(half, None)
-            w[tuple(index)] *= 4.0
-            module.kernel[...] = jnp.asarray(w)
+    _two_gamma_shards(model, rng, 4.0)
     packed, kept = pack_model(model, "1.6bit")
     assert kept == {}
     assert packed.blocks.mlp.down.gamma[...].shape == (1, 2)
@@ -127,14 +135,7 @@ def test_fused_packed_projections_compute_the_unfused_model() -> None:
     )
     model = Transformer(config, nnx.Rngs(5))
     rng = np.random.default_rng(5)
-    for _, module in nnx.iter_graph(model):
-        if isinstance(module, Linear):  # every shard its own clearly different gamma
-            w = rng.laplace(0, 0.02, module.kernel[...].shape).astype(np.float32)
-            shards = np.split(np.arange(w.shape[module.shard_axis]), 2)
-            index = [slice(None)] * w.ndim
-            index[module.shard_axis] = shards[1]
-            w[tuple(index)] *= float(rng.uniform(2, 5))
-            module.kernel[...] = jnp.asarray(w)
+    _two_gamma_shards(model, rng)  # every shard its own clearly different gamma
     packed, kept = pack_model(model, "2bit")
     assert kept == {}
     tokens = jnp.asarray(rng.integers(0, 258, (2, 6)), jnp.int32)
@@ -181,14 +182,7 @@ def test_input_shard_gammas_stay_where_a_kv_head_spans_two_shards() -> None:
     )
     model = Transformer(config, nnx.Rngs(6))
     rng = np.random.default_rng(6)
-    for _, module in nnx.iter_graph(model):
-        if isinstance(module, Linear):
-            w = rng.laplace(0, 0.02, module.kernel[...].shape).astype(np.float32)
-            half = w.shape[module.shard_axis] // 2
-            index = [slice(None)] * w.ndim
-            index[module.shard_axis] = slice(half, None)
-            w[tuple(index)] *= 3.0
-            module.kernel[...] = jnp.asarray(w)
+    _two_gamma_shards(model, rng, 3.0)
     packed, _ = pack_model(model, "1.6bit")
     graphdef, states = packed.split_layers(fuse=True)
     block = nnx.merge(graphdef, states[0])
