@@ -24,7 +24,6 @@ only): a decode step then launches 4 matmuls a block instead of 7.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -46,6 +45,14 @@ class KVCache(NamedTuple):
 def _param(rngs: nnx.Rngs, shape: tuple[int, ...], names: tuple[str, ...], std: float) -> nnx.Param:
     value = std * jax.random.normal(rngs.params(), shape, jnp.float32)
     return nnx.Param(value, out_sharding=names, eager_sharding=False)
+
+
+def _per_column(gamma: jax.Array, n: int) -> jax.Array:
+    """Gammas per block of output columns ``[..., G]`` as one a column ``[..., N]``."""
+    groups = gamma.shape[-1]
+    return jnp.broadcast_to(gamma[..., None], (*gamma.shape, n // groups)).reshape(
+        *gamma.shape[:-1], n
+    )
 
 
 class PackedTrits(nnx.Variable):
@@ -80,9 +87,8 @@ class Linear(nnx.Module):
         Gammas per output shard are kept expanded to one a column, the form the kernels read,
         so that decoding does not expand them again at every token (a kernel a linear)."""
         self.packed = PackedTrits(packed)
-        groups, n = gamma.shape[-1], packed.shape[-1]
-        if 1 < groups < n and self.shard_axis == -1:
-            gamma = jnp.repeat(gamma, n // groups, axis=-1)
+        if gamma.shape[-1] > 1 and self.shard_axis == -1:
+            gamma = _per_column(gamma, packed.shape[-1])
         self.gamma = PackedTrits(gamma)
         self.packed_layout = layout
         self.kernel = None
@@ -93,9 +99,9 @@ class Linear(nnx.Module):
         """One linear computing ``concat([p(x) for p in parts], -1)``: their weights side by side
         on the output axis, or None where that is not the same function. Parts must share their
         input size and all hold either float weights that no longer re-quantize (frozen, or a
-        FloatLM's) or packed trits of one layout with gammas per output column block; fused
-        packed gammas are per block of the narrowest common width (exact: the kernels scale
-        output columns). Stacked parts (a leading layers axis) fuse layer by layer."""
+        FloatLM's) or packed trits of one layout with gammas per output column block; the
+        fused linear holds one gamma a column (exact: the kernels scale output columns).
+        Stacked parts (a leading layers axis) fuse layer by layer."""
         first = parts[0]
         fused = nnx.clone(first)
         if all(p.packed_layout is None and not p.ternary for p in parts):
@@ -107,10 +113,8 @@ class Linear(nnx.Module):
         gammas = [p.gamma[...] for p in parts]
         if any(g.shape[-1] > 1 and p.shard_axis != -1 for g, p in zip(gammas, parts, strict=True)):
             return None  # gammas per input shard scale x, which the parts do not share
-        widths = [p.packed.shape[-1] // g.shape[-1] for p, g in zip(parts, gammas, strict=True)]
-        block = math.gcd(*widths)
         gamma = jnp.concatenate(
-            [jnp.repeat(g, w // block, axis=-1) for g, w in zip(gammas, widths, strict=True)],
+            [_per_column(g, p.packed.shape[-1]) for g, p in zip(gammas, parts, strict=True)],
             axis=-1,
         )
         packed = jnp.concatenate([p.packed[...] for p in parts], axis=-1)
@@ -126,17 +130,21 @@ class Linear(nnx.Module):
         gamma = self.gamma[...]
         return gamma if gamma.ndim == 1 and gamma.shape[0] > 1 else None
 
-    def fold_input_gammas_into(self, producer: Linear, columns: slice, column_shard) -> None:
+    def fold_input_gammas_into(self, producer: Linear, columns: slice, column_shard) -> bool:
         """Move this linear's per-input-shard gammas onto ``producer``'s output ``columns`` (the
         ones that become this linear's input, elementwise: ``column_shard[c]`` is the input
         shard that column c feeds), leaving this linear one gamma of 1. Exact: the producer's
-        kernel scales its output columns, and ``x_s @ (g_s T_s) = (g_s x_s) @ T_s``."""
-        gammas, scale = self.input_shard_gammas(), producer.gamma[...]
+        kernel scales its output columns, and ``x_s @ (g_s T_s) = (g_s x_s) @ T_s``. False (and
+        nothing moved) unless this linear has such gammas and ``producer`` is one layer's
+        packed linear."""
+        gammas = self.input_shard_gammas()
+        if gammas is None or producer.packed_layout is None or producer.gamma[...].ndim != 1:
+            return False
         n = producer.packed[...].shape[-1]
-        scale = jnp.broadcast_to(scale.reshape(-1, 1), (scale.size, n // scale.size)).reshape(n)
         factor = jnp.ones(n, jnp.float32).at[columns].set(gammas[column_shard])
-        producer.gamma.set_value(scale * factor)  # one gamma a column
+        producer.gamma.set_value(_per_column(producer.gamma[...], n) * factor)
         self.gamma.set_value(jnp.ones((1,), jnp.float32))
+        return True
 
     def effective_weight(self) -> jax.Array:
         """The weight the forward pass multiplies by: gamma * trits (TriLM) or W (FloatLM)."""
@@ -217,7 +225,7 @@ class Attention(nnx.Module):
         linear in v head by head, so the same function without a scaling kernel before o. Not
         where one kv head serves query heads of two shards."""
         gammas = self.o.input_shard_gammas()
-        if gammas is None or self.qkv.packed_layout is None or self.qkv.gamma[...].ndim != 1:
+        if gammas is None:
             return
         hd, rep = self.head_dim, self.n_heads // self.n_kv_heads
         shard_width = self.n_heads * hd // gammas.shape[0]
@@ -286,8 +294,8 @@ class MLP(nnx.Module):
         self.gate_up, self.gate, self.up = fused, None, None
         # down's gammas per input shard scale up's columns instead (silu(g) * u is linear in u)
         gammas = self.down.input_shard_gammas()
-        if gammas is not None and fused.packed_layout is not None and fused.gamma[...].ndim == 1:
-            f = fused.packed[...].shape[-1] // 2
+        if gammas is not None and fused.packed_layout is not None:
+            f = fused.packed[...].shape[-1] // 2  # d_ff: up is the second half
             shard = np.arange(f) // (f // gammas.shape[0])
             self.down.fold_input_gammas_into(fused, slice(f, 2 * f), shard)
         return True
