@@ -43,6 +43,7 @@ from kernels_pallas.triton_gemv import MAX_GEMV_M  # noqa: E402
 from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
     default_config,
+    num_sms,
     preferred_config,
     split_k_for,
     ternary_matmul_pallas,
@@ -179,7 +180,7 @@ def candidates(layout: str, m: int, k: int, n: int, tune: bool) -> list[BlockCon
     registers), deeper pipelining and more warps are tried."""
     if not tune:
         return [preferred_config(layout, m, k, n)]  # what ternary_matmul runs on this device
-    base = default_config(layout, m, k, n)
+    base = default_config(layout, m, k, n, num_sms(jax.devices()[0]))
     steps = layouts.rows_per_plane(k, layout) // base.block_k
     out = [base]
     for factor in (2, 4):
@@ -250,7 +251,7 @@ def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
         if n % bn or rows % bk:
             continue
         for programs_per_sm in (4, 8):
-            split = split_k_for(n // bn, rows // bk, programs_per_sm)
+            split = split_k_for(n // bn, rows // bk, programs_per_sm, num_sms(jax.devices()[0]))
             out.append(
                 BlockConfig(
                     block_n=bn,

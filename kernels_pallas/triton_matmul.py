@@ -38,6 +38,9 @@ from kernels_pallas.triton_gemv import MAX_GEMV_M, gemv_kernel
 
 KERNEL_K_MULTIPLE = 256
 KERNEL_N_MULTIPLE = 256
+DEFAULT_NUM_SMS = 132
+"""Multiprocessors of the H100 and H200 SXM, where the rules were measured; the rules' count
+where the device does not say its own (the CPU, interpret mode)."""
 INTEGER_KERNEL_MIN_WEIGHTS = 1 << 27
 """K * N from which ``default_config`` takes the integer CUDA-core kernel at M = 1."""
 
@@ -88,13 +91,17 @@ def _largest_pow2_dividing(v: int, cap: int) -> int:
     return b
 
 
-def split_k_for(tiles: int, steps: int, programs_per_sm: int, num_sms: int = 132) -> int:
+def split_k_for(
+    tiles: int, steps: int, programs_per_sm: int, num_sms: int = DEFAULT_NUM_SMS
+) -> int:
     """Split-K that gives about ``programs_per_sm`` programs an SM for ``tiles`` output tiles,
     keeping at least two loop steps a program."""
     return max(1, min(steps // 2, math.ceil(programs_per_sm * num_sms / tiles)))
 
 
-def default_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> BlockConfig:
+def default_config(
+    layout: str, m: int, k: int, n: int, num_sms: int = DEFAULT_NUM_SMS
+) -> BlockConfig:
     """Block sizes for one shape.
 
     Rules rather than a table. M = 1: a CUDA-core kernel on 256-column tiles, 32 packed rows a
@@ -124,9 +131,17 @@ def default_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> B
     return BlockConfig(block_m=block_m, block_n=block_n, block_k=block_k, split_k=split_k)
 
 
+def num_sms(device: jax.Device) -> int:
+    """The multiprocessors of a GPU (jax's ``core_count``), else :data:`DEFAULT_NUM_SMS`: the
+    rules' split-K aims at programs per SM, so an A100 (108) or an L4 (58) gets its own."""
+    count = getattr(device, "core_count", None) if device.platform == "gpu" else None
+    return count if isinstance(count, int) and count > 0 else DEFAULT_NUM_SMS
+
+
 def preferred_config(layout: str, m: int, k: int, n: int) -> BlockConfig:
     """The configuration measured fastest for this point on the running GPU model
-    (kernels_pallas/tuned/, see tuning.py), else :func:`default_config`."""
+    (kernels_pallas/tuned/, see tuning.py), else :func:`default_config` for the running device's
+    multiprocessor count."""
     from kernels_pallas.tuning import tuned_config  # tuning imports BlockConfig from here
 
     device = jax.devices()[0]
@@ -134,7 +149,7 @@ def preferred_config(layout: str, m: int, k: int, n: int) -> BlockConfig:
         tuned = tuned_config(layout, m, k, n, device.device_kind)
         if tuned is not None:
             return tuned
-    return default_config(layout, m, k, n)
+    return default_config(layout, m, k, n, num_sms(device))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -95,3 +95,27 @@ def test_a_new_measurement_replaces_its_points_and_keeps_the_others():
     assert merge_tables(None, new) == new
     with pytest.raises(ValueError, match="two devices"):
         merge_tables({**old, "device": "Other GPU"}, new)
+
+
+class _FakeDevice:
+    platform = "gpu"
+    device_kind = "Test GPU Without A Table"
+
+    def __init__(self, core_count):
+        self.core_count = core_count
+
+
+@pytest.mark.parametrize(("core_count", "split_k"), [(58, 5), (132, 10), (None, 10), (0, 10)])
+def test_untabled_gpu_gets_the_rules_for_its_own_multiprocessors(monkeypatch, core_count, split_k):
+    """8192 x 28672 at M = 1: 112 tiles of 256 columns, 64 steps of 32 packed rows; the rules
+    aim at 8 programs an SM, so ceil(8 * SMs / 112): 5 on an L4's 58 SMs, 10 on 132 (also the
+    count taken when the device does not give one)."""
+    import jax
+
+    from kernels_pallas.triton_matmul import num_sms
+
+    device = _FakeDevice(core_count)
+    monkeypatch.setattr(jax, "devices", lambda *a: [device])
+    assert num_sms(device) == (core_count or 132)
+    cfg = preferred_config("2bit", 1, 8192, 28672)
+    assert (cfg.gemv, cfg.block_n, cfg.block_k, cfg.split_k) == (True, 256, 32, split_k)
