@@ -91,3 +91,24 @@ def test_imma_probe_kernel_matches_float64(layout: str, n_major: bool) -> None:
     bf16_ref = np.asarray(jnp.asarray(want, jnp.bfloat16), np.float64)  # the output's rounding
     err = np.linalg.norm(got - want) / np.linalg.norm(want)
     assert err <= 1.2 * np.linalg.norm(bf16_ref - want) / np.linalg.norm(want) + 1e-6
+
+
+def test_table_row_gives_times_speedups_and_bytes_a_second() -> None:
+    """bf16: 2 * 1024 * 4096 bytes in 20 us = 0.42 TB/s; 2-bit: 1.3e12 B/s = 1.30 TB/s, 43% of a
+    3e12 copy; 1.6-bit failed every configuration."""
+    kernels = _load("kernels")
+    row = {
+        "k": 1024,
+        "n": 4096,
+        "m": 16,
+        "bf16_s": 20e-6,
+        "2bit_s": 5e-6,
+        "2bit_speedup": 4.0,
+        "2bit_bytes_per_s": 1.3e12,
+        "1p6bit_tried": [{"error": "x"}],
+    }
+    line = kernels._fmt_row(row, 3e12)
+    fields = line.replace("|", " ").split()
+    assert fields == ["1024x4096", "16", "20.0", "0.42", "5.0", "4.00", "1.30", "43", "fail"]
+    bars = [[i for i, c in enumerate(text) if c == "|"] for text in (kernels._HEADER, line)]
+    assert bars[0] == bars[1] and len(bars[0]) == 3  # the columns line up under the header
