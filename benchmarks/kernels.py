@@ -234,6 +234,7 @@ def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
     triton_dp2a.py): tile widths, rows a step, warps and enough split-K programs for a few per
     SM."""
     rows = layouts.rows_per_plane(k, layout)
+    sms = num_sms(jax.devices()[0])
     tiles = [  # (block_n, block_k, warps, x_int16): the better ones of wider sweeps on an H100
         (512, 16, 4, False),
         (256, 32, 4, False),
@@ -251,7 +252,7 @@ def gemv_candidates(layout: str, m: int, k: int, n: int) -> list[BlockConfig]:
         if n % bn or rows % bk:
             continue
         for programs_per_sm in (4, 8):
-            split = split_k_for(n // bn, rows // bk, programs_per_sm, num_sms(jax.devices()[0]))
+            split = split_k_for(n // bn, rows // bk, programs_per_sm, sms)
             out.append(
                 BlockConfig(
                     block_n=bn,
