@@ -107,6 +107,25 @@ def _n_sets(bytes_per_set: float) -> int:
     return int(min(MAX_SETS, max(2, math.ceil(TARGET_BYTES_PER_PASS / bytes_per_set))))
 
 
+def byte_matched_columns(k: int, packed_bytes: int) -> int:
+    """Columns of a bf16 ``[K, N']`` matrix holding ``packed_bytes`` (rounded, at least 1)."""
+    return max(1, round(packed_bytes / (2 * k)))
+
+
+def _byte_matched_time(x_list, key: jax.Array, k: int, packed_bytes: int, reps: int) -> float:
+    """Seconds of the bf16 dot of x with a ``[K, N']`` matrix of the packed bytes' size: cuBLAS
+    reading as many bytes as the kernel must, so ``bf16_s / this`` is the speedup a kernel that
+    reads its packed bytes as fast as cuBLAS reads its own would reach (small reads run below
+    the bandwidth of large ones, so this is below the 8x / 10x of the bytes alone)."""
+    cols = byte_matched_columns(k, packed_bytes)
+    sets = _n_sets(2 * k * cols)
+    ws = [
+        jax.random.randint(jax.random.fold_in(key, i), (k, cols), -1, 2).astype(jnp.bfloat16)
+        for i in range(sets)
+    ]
+    return _time_per_call(lambda x, w: jnp.dot(x, w), x_list, ws, reps)
+
+
 def copy_bandwidth(reps: int, warm_up_seconds: float = 0.0) -> float:
     """Device copy bandwidth in bytes/s (bytes read + bytes written) of 256 MiB bf16 arrays,
     after keeping the device busy with copies for ``warm_up_seconds`` (in most runs of
@@ -128,6 +147,7 @@ def check(
     key: jax.Array,
     gemv: bool = False,
     x_int16: bool = False,
+    raw_codes: bool = False,
 ) -> float:
     """Worst ||y - ref|| / ||ref|| over a few shapes (ragged M, split-K, per-column scales)."""
     worst = 0.0
@@ -159,6 +179,7 @@ def check(
             weights_left=weights_left,
             split_k=split,
             block_k=min(base.block_k, 32 if rows % 64 else 64),
+            raw_codes=raw_codes,
         )
         if gemv:
             cfg = cfg.replace(gemv=True, block_n=256, block_k=16, x_int16=x_int16)
@@ -191,6 +212,7 @@ def candidates(layout: str, m: int, k: int, n: int, tune: bool) -> list[BlockCon
         out += [half, half.replace(num_stages=5), half.replace(split_k=2 * base.split_k)]
     out.append(base.replace(num_stages=base.num_stages + 1))
     out.append(base.replace(num_warps=8, block_n=2 * base.block_n) if n % 256 == 0 else base)
+    out += [cfg.replace(raw_codes=not cfg.raw_codes) for cfg in list(out)]  # raw codes or not
     if m >= 128:
         out.append(base.replace(block_m=128, num_warps=8))
     if m <= MAX_GEMV_M:
@@ -303,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --variants listed: a JSON list of BlockConfig fields to time at every point; "
         'an entry with "from_current": true changes only its fields of the current choice',
     )
+    ap.add_argument(
+        "--byte-matched",
+        action="store_true",
+        help="also time the bf16 dot on a [K, N'] matrix of the packed layout's bytes (N' = "
+        "packed bytes / 2K): the speedup a kernel reading its bytes as fast as cuBLAS would get",
+    )
     ap.add_argument("--budget-seconds", type=float, default=1e9, help="stop tuning after this")
     ap.add_argument(
         "--warm-up-seconds",
@@ -351,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         for layout in layouts.LAYOUTS:
             for decode in ("asm", "jnp") if args.check_all else ("asm",):
-                variants = (False, True, "gemv", "int16")
+                variants = (False, True, "gemv", "int16", "raw")
                 for wl in variants:
                     try:
                         err = check(
@@ -361,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                             jax.random.fold_in(key, 7),
                             gemv=wl in ("gemv", "int16"),
                             x_int16=wl == "int16",
+                            raw_codes=wl == "raw",
                         )
                         status = "ok" if err < 1e-2 else "WRONG"
                     except Exception as e:  # a variant that fails to lower must not stop the run
@@ -379,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         (c["layout"], c["decode"], c["weights_left"])
         for c in result["checks"]
         if c["status"] != "ok"
-    }  # weights_left is True, False, "gemv" or "int16" (gemv with x_int16)
+    }  # weights_left is True, False, "gemv", "int16" (gemv with x_int16) or "raw" (raw_codes)
 
     bw = copy_bandwidth(args.reps, 0.0 if INTERPRET else args.warm_up_seconds)
     result["copy_bytes_per_s"] = bw
@@ -426,12 +455,13 @@ def main(argv: list[str] | None = None) -> int:
                     configs = [current] + [
                         cfg
                         for cfg in listed_configs(listed, current)
-                        if not (cfg.gemv and m > MAX_GEMV_M)
+                        if not (cfg.gemv and (m > MAX_GEMV_M or cfg.raw_codes))
                     ]
                     configs = list(dict.fromkeys(configs))
                 for cfg in configs:
                     variant = "gemv" if cfg.gemv else cfg.weights_left
                     variant = "int16" if cfg.x_int16 else variant
+                    variant = "raw" if cfg.raw_codes and not cfg.gemv else variant
                     if (layout, cfg.decode, variant) in broken:
                         continue
                     try:
@@ -466,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"{key_l}_bytes_per_s"] = moved / t
                 row[f"{key_l}_speedup"] = row["bf16_s"] / t
                 del w_sets
+                if args.byte_matched:
+                    row[f"{key_l}_matched_s"] = _byte_matched_time(
+                        x_list, jax.random.fold_in(kw, 200), k, rows * n, args.reps
+                    )
             result["rows"].append(row)
             dump()
             print(_fmt_row(row, bw), flush=True)
@@ -487,22 +521,28 @@ def main(argv: list[str] | None = None) -> int:
 
 _HEADER = (
     f"{'shape':>12s} {'M':>4s} | {'bf16 us':>8s} {'TB/s':>5s} | {'2bit us':>8s} {'x':>5s} "
-    f"{'TB/s':>5s} {'%bw':>4s} | {'1.6b us':>8s} {'x':>5s} {'TB/s':>5s} {'%bw':>4s}"
+    f"{'TB/s':>5s} {'%bw':>4s} {'ceil':>5s} | {'1.6b us':>8s} {'x':>5s} {'TB/s':>5s} "
+    f"{'%bw':>4s} {'ceil':>5s}"
 )
+"""``ceil``: with --byte-matched, bf16 time over that of the bf16 dot on the packed bytes'
+size (see ``_byte_matched_time``)."""
 
 
 def _fmt_row(row: dict, bw: float) -> str:
     """One table line: times, speedups over bf16, the bytes each moved a second (bf16: its
     weights; kernels: packed weights, x, output and split-K partials) and that as a share of the
-    copy bandwidth ``bw`` (no ceiling where the bf16 dot streams faster, as on the H200)."""
+    copy bandwidth ``bw`` (no ceiling where the bf16 dot streams faster, as on the H200), and
+    with --byte-matched the speedup of cuBLAS on the packed bytes' size (``ceil``)."""
 
     def part(name: str) -> str:
+        matched = row.get(f"{name}_matched_s")
+        ceil = f"{row['bf16_s'] / matched:5.2f}" if matched else f"{'-':>5s}"
         t = row.get(f"{name}_s")
         if t is None:
             tried = f"{name}_tried" in row
-            return f"{'fail' if tried else '-':>8s} {'':>5s} {'':>5s} {'':>4s}"
+            return f"{'fail' if tried else '-':>8s} {'':>5s} {'':>5s} {'':>4s} {ceil}"
         rate, speedup = row[f"{name}_bytes_per_s"], row[f"{name}_speedup"]
-        return f"{t * 1e6:8.1f} {speedup:5.2f} {rate / 1e12:5.2f} {rate / bw * 100:4.0f}"
+        return f"{t * 1e6:8.1f} {speedup:5.2f} {rate / 1e12:5.2f} {rate / bw * 100:4.0f} {ceil}"
 
     shape = f"{row['k']}x{row['n']}"
     bf16_rate = 2 * row["k"] * row["n"] / row["bf16_s"]

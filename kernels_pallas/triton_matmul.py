@@ -16,6 +16,12 @@ integer-to-float conversion, then one ``fma.rn.bf16x2`` maps two such values to 
 For 1.6-bit, the base-3 digit ``((m * 3) >> 8)`` is read with one byte permute (``prmt``) that
 also inserts the 0x43 exponent byte. "jnp" computes the same thing with jnp ops (portable, and
 what interpret mode runs).
+
+``raw_codes`` drops that FMA: the MMA multiplies the magic values ``v = 128 + 4**j c`` (2-bit) or
+``128 + d`` (1.6-bit) themselves with an x whose plane-j columns were multiplied by ``4**-j``
+beforehand (exact in bf16), and the column-independent rest of ``t = a_j v + b_j`` is one
+float32 offset a row, added to the partial sums after the kernel. Offline SASS (sm_90a):
+2-bit 2.90 -> 2.05 instructions a weight at block_m 16, 2.56 -> 1.91 at 64.
 """
 
 from __future__ import annotations
@@ -63,6 +69,10 @@ class BlockConfig:
       weights_left are then unused): no MMA, no shared-memory round trip of decoded weights.
     x_int16: with ``gemv``, the integer variant of the CUDA-core kernel (``triton_dp2a.py``):
       x quantized to int16 in the kernel, ``dp2a`` on integer weights.
+    raw_codes: the MMA kernel multiplies the raw "magic" bf16 codes ``v`` (one AND-OR a weight
+      pair, no FMA; :data:`RAW_ASM_PLANES`) with x pre-scaled per plane, and the trits' offset
+      (``t = a_j v + b_j``) is added to the float32 partial sums after the kernel
+      (:func:`raw_code_operands`); weights right only.
     """
 
     block_m: int = 16
@@ -75,6 +85,7 @@ class BlockConfig:
     decode: str = "asm"
     gemv: bool = False
     x_int16: bool = False
+    raw_codes: bool = False
 
     def replace(self, **changes: object) -> BlockConfig:
         return dataclasses.replace(self, **changes)
@@ -113,6 +124,9 @@ def default_config(
     tiles up to M = 16 and 64-row tiles above, 64 packed rows (256 or 320 K-rows) a step; a
     sweep of alternatives (bigger or smaller block_n, 8 warps, deeper pipelining, weights as the
     MMA's left operand) found none consistently faster (Kernels section of docs/benchmarks.md).
+    From ``INTEGER_KERNEL_MIN_WEIGHTS`` weights up and M <= 16 the MMA kernel runs on raw codes
+    (``raw_codes``: on an H200, 8192 x 28672 at M = 4 and 16 took 6-13% less time; on smaller
+    layers its two extra XLA kernels, x's pre-scaling and the offset, cost more than it saves).
     """
     r = layouts.rows_per_plane(k, layout)
     if m == 1:
@@ -128,7 +142,10 @@ def default_config(
     tiles = (n // block_n) * math.ceil(m / block_m)
     steps = r // block_k
     split_k = max(1, min(steps // 2 if steps >= 4 else steps, math.ceil(2 * num_sms / tiles)))
-    return BlockConfig(block_m=block_m, block_n=block_n, block_k=block_k, split_k=split_k)
+    raw_codes = m <= 16 and k * n >= INTEGER_KERNEL_MIN_WEIGHTS
+    return BlockConfig(
+        block_m=block_m, block_n=block_n, block_k=block_k, split_k=split_k, raw_codes=raw_codes
+    )
 
 
 def num_sms(device: jax.Device) -> int:
@@ -184,29 +201,35 @@ _ASM_PROLOGUE = [
 # Plane j of the 2-bit layout sits at bits [2j, 2j+2). For j < 3 it stays where it is inside the
 # mantissa of 0x4300 (= 128.0), giving 128 + 4**j * c, and fma(v, 4**-j, -(128 * 4**-j + 1))
 # maps that exactly to c - 1. Plane 3 (bits 6-7 would touch the exponent) is shifted down first.
-def _asm_2bit_plane(j: int) -> str:
-    shift = 6 if j == 3 else 0
-    mask = 3 << (2 * (j % 3) if j < 3 else 0)
+# raw: no shift and no FMA; plane 3's high code bit then lands on the exponent's lowest bit
+# (0x4300 | 0x80 = 256.0), so the raw code is 128 + 4**j c for every plane (0x4340 = 192.0).
+def _asm_2bit_plane(j: int, raw: bool = False) -> str:
+    shift = 6 if j == 3 and not raw else 0
+    mask = 3 << (2 * j if raw or j < 3 else 0)
     mul = 4.0 ** -(j if j < 3 else 0)
     lines = ["{", *_ASM_PROLOGUE]
     if shift:
         lines += [f"shr.b32 lo, lo, {shift};", f"shr.b32 hi, hi, {shift};"]
+    out = ("$0", "$1") if raw else ("t0", "t1")
     lines += [
-        f"mov.b32 ca, {_bf16x2(mul)};",
-        f"mov.b32 cb, {_bf16x2(-(128.0 * mul + 1.0))};",
-        f"lop3.b32 t0, lo, 0x{mask:04x}{mask:04x}, 0x43004300, 0xea;",  # (a & b) | c
-        f"lop3.b32 t1, hi, 0x{mask:04x}{mask:04x}, 0x43004300, 0xea;",
-        "fma.rn.bf16x2 $0, t0, ca, cb;",
-        "fma.rn.bf16x2 $1, t1, ca, cb;",
-        "}",
+        f"lop3.b32 {out[0]}, lo, 0x{mask:04x}{mask:04x}, 0x43004300, 0xea;",  # (a & b) | c
+        f"lop3.b32 {out[1]}, hi, 0x{mask:04x}{mask:04x}, 0x43004300, 0xea;",
     ]
-    return "\n".join(lines)
+    if not raw:
+        lines += [
+            f"mov.b32 ca, {_bf16x2(mul)};",
+            f"mov.b32 cb, {_bf16x2(-(128.0 * mul + 1.0))};",
+            "fma.rn.bf16x2 $0, t0, ca, cb;",
+            "fma.rn.bf16x2 $1, t1, ca, cb;",
+        ]
+    return "\n".join([*lines, "}"])
 
 
 # 1.6-bit plane j: m = q * 3**j mod 256, then 3 * m holds the digit in its second byte. Both bytes
 # of a pair sit in separate 16-bit lanes (255 * 81 < 2**16: lanes never carry into each other).
-# prmt picks byte 1 of each lane and puts 0x43 above it: the bf16 128 + d in one instruction.
-def _asm_1p6bit_plane(j: int) -> str:
+# prmt picks byte 1 of each lane and puts 0x43 above it: the bf16 128 + d in one instruction
+# (the raw code; the FMA maps it to d - 1).
+def _asm_1p6bit_plane(j: int, raw: bool = False) -> str:
     lines = ["{", *_ASM_PROLOGUE, "mov.b32 mg, 0x43;"]
     if j:
         lines += [
@@ -215,18 +238,21 @@ def _asm_1p6bit_plane(j: int) -> str:
             "and.b32 lo, lo, 0x00ff00ff;",
             "and.b32 hi, hi, 0x00ff00ff;",
         ]
+    out = ("$0", "$1") if raw else ("t0", "t1")
     lines += [
         "mul.lo.u32 lo, lo, 3;",
         "mul.lo.u32 hi, hi, 3;",
-        "prmt.b32 t0, lo, mg, 0x4341;",
-        "prmt.b32 t1, hi, mg, 0x4341;",
-        f"mov.b32 ca, {_bf16x2(1.0)};",
-        f"mov.b32 cb, {_bf16x2(-129.0)};",
-        "fma.rn.bf16x2 $0, t0, ca, cb;",
-        "fma.rn.bf16x2 $1, t1, ca, cb;",
-        "}",
+        f"prmt.b32 {out[0]}, lo, mg, 0x4341;",
+        f"prmt.b32 {out[1]}, hi, mg, 0x4341;",
     ]
-    return "\n".join(lines)
+    if not raw:
+        lines += [
+            f"mov.b32 ca, {_bf16x2(1.0)};",
+            f"mov.b32 cb, {_bf16x2(-129.0)};",
+            "fma.rn.bf16x2 $0, t0, ca, cb;",
+            "fma.rn.bf16x2 $1, t1, ca, cb;",
+        ]
+    return "\n".join([*lines, "}"])
 
 
 ASM_PLANES: dict[str, list[str]] = {
@@ -236,11 +262,18 @@ ASM_PLANES: dict[str, list[str]] = {
 """PTX decoding plane j of 4 packed bytes into 4 bf16 trits, per layout (tested on CPU by an
 emulator in tests/kernels_pallas/test_kernels_ptx_decode.py)."""
 
+RAW_ASM_PLANES: dict[str, list[str]] = {
+    "2bit": [_asm_2bit_plane(j, raw=True) for j in range(4)],
+    "1.6bit": [_asm_1p6bit_plane(j, raw=True) for j in range(5)],
+}
+"""The same without the FMA: plane j's raw bf16 codes ``v`` (2-bit: ``128 + 4**j c``; 1.6-bit:
+``128 + d``), with ``t = a_j v + b_j`` (:func:`plane_affine`)."""
 
-def _decode_asm(wq: jax.Array, layout: str) -> Iterator[jax.Array]:
+
+def _decode_asm(wq: jax.Array, layout: str, raw: bool = False) -> Iterator[jax.Array]:
     """The planes of ``wq`` one at a time (a generator, so that the kernel body decodes plane
     j right before its dot and only one decoded tile is live: see ``_kernel``)."""
-    for asm in ASM_PLANES[layout]:
+    for asm in (RAW_ASM_PLANES if raw else ASM_PLANES)[layout]:
         [plane] = plgpu.elementwise_inline_asm(
             asm,
             args=[wq],
@@ -251,26 +284,53 @@ def _decode_asm(wq: jax.Array, layout: str) -> Iterator[jax.Array]:
         yield plane
 
 
-def _magic_to_trit(code: jax.Array) -> jax.Array:
-    """bf16 trit ``code - 1`` for an integer code in {0, 1, 2}, via the 0x4300 magic number."""
-    v = lax.bitcast_convert_type(code.astype(jnp.uint16) | jnp.uint16(0x4300), jnp.bfloat16)
-    return v - jnp.bfloat16(129.0)
+def _magic(code: jax.Array) -> jax.Array:
+    """The bf16 ``128 + code`` for an integer code below 128 (or, 2-bit's plane 3 in place,
+    the codes 64 c: 128, 192, 256), via the 0x4300 magic number."""
+    return lax.bitcast_convert_type(code.astype(jnp.uint16) | jnp.uint16(0x4300), jnp.bfloat16)
 
 
-def _decode_jnp(wq: jax.Array, layout: str) -> Iterator[jax.Array]:
+def _decode_jnp(wq: jax.Array, layout: str, raw: bool = False) -> Iterator[jax.Array]:
+    """As :func:`_decode_asm`, with jnp bit operations (interpret mode, other GPUs)."""
     if layout == "2bit":
         for j in range(4):
-            yield _magic_to_trit((wq >> (2 * j)) & 3)
+            if raw:
+                yield _magic(wq.astype(jnp.uint16) & jnp.uint16(3 << (2 * j)))
+            else:
+                yield _magic((wq >> (2 * j)) & 3) - jnp.bfloat16(129.0)
         return
     m = wq.astype(jnp.uint16)
     for _ in range(5):
         u = m * jnp.uint16(3)
-        yield _magic_to_trit(u >> 8)
+        v = _magic(u >> 8)
+        yield v if raw else v - jnp.bfloat16(129.0)
         m = u & jnp.uint16(0xFF)
 
 
+def plane_affine(layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` per plane with ``t = a_j v + b_j`` for the raw codes ``v`` of
+    :data:`RAW_ASM_PLANES` (powers of two and small integers: x * a_j is exact in bf16)."""
+    planes = layouts.TRITS_PER_BYTE[layout]
+    a = 4.0 ** -np.arange(planes) if layout == "2bit" else np.ones(planes)
+    return a, -(128.0 * a + 1.0)
+
+
+def raw_code_operands(x: jax.Array, layout: str, rows: int) -> tuple[jax.Array, jax.Array]:
+    """x for the raw-code kernel and its per-row offset: ``x'[:, j R + r] = a_j x[:, j R + r]``
+    (bf16, exact; 1.6-bit's padding columns zero), and ``sum_j b_j sum_r x[:, j R + r]`` (f32),
+    which the kernel's sums of ``x' v`` lack. The offset is up to 129 times the result's scale
+    per term, so float32 sums lose about 7 of their 24 bits: far below bf16's output rounding."""
+    m, k = x.shape
+    planes = layouts.TRITS_PER_BYTE[layout]
+    a, b = plane_affine(layout)
+    xp = jnp.pad(x, ((0, 0), (0, planes * rows - k))).reshape(m, planes, rows)
+    x_scaled = (xp * jnp.asarray(a, jnp.bfloat16)[None, :, None]).reshape(m, planes * rows)
+    per_plane = jnp.sum(xp.astype(jnp.float32), axis=2)
+    return x_scaled, per_plane @ jnp.asarray(b, jnp.float32)
+
+
 # ----------------------------------------------------------------------------------------------
-# The kernel
+# The kernels
 
 
 def _kernel(
@@ -294,7 +354,9 @@ def _kernel(
     m0 = pid_m * bm
     first = pid_s * steps_per_split
     count = jnp.minimum(steps_per_split, total_steps - first)
-    decode = _decode_asm if cfg.decode == "asm" else _decode_jnp
+    decode = functools.partial(
+        _decode_asm if cfg.decode == "asm" else _decode_jnp, raw=cfg.raw_codes
+    )
     load_x = x_tile_loader(x_ref, m=m, k=k, rows=rows, m0=m0, bm=bm, bk=bk)
 
     def body(i, acc):
@@ -345,10 +407,11 @@ def x_tile_loader(x_ref, *, m: int, k: int, rows: int, m0, bm: int, bk: int):
 
 
 def write_tile(acc, s_ref, o_ref, *, m: int, m0, n0, pid_s, cfg: BlockConfig, scale_columns: bool):
-    """An MMA program's float32 ``[block_m, block_n]`` tile: its split-K partial sum, or times
-    gamma in the output dtype; rows past M are not written."""
+    """An MMA program's float32 ``[block_m, block_n]`` tile: its split-K partial sum (always
+    with ``raw_codes``: the offset is added outside), or times gamma in the output dtype; rows
+    past M are not written."""
     bm, bn = cfg.block_m, cfg.block_n
-    if cfg.split_k > 1:
+    if cfg.split_k > 1 or cfg.raw_codes:
         dst = o_ref.at[pid_s, pl.ds(m0, bm), pl.ds(n0, bn)]
     else:
         s = s_ref[:, pl.ds(n0, bn)] if scale_columns else s_ref[...]
@@ -398,6 +461,8 @@ def _check_config(cfg: BlockConfig, m: int, n: int, rows: int) -> None:
         raise ValueError(f"BlockConfig: split_k >= 1 and decode in (asm, jnp), got {cfg}")
     if cfg.x_int16 and not cfg.gemv:
         raise ValueError(f"BlockConfig.x_int16 needs gemv=True (got {cfg})")
+    if cfg.raw_codes and (cfg.gemv or cfg.weights_left):
+        raise ValueError(f"BlockConfig.raw_codes is an MMA kernel with weights right (got {cfg})")
 
 
 @functools.partial(jax.jit, static_argnames=("layout", "config", "interpret"))
@@ -415,11 +480,14 @@ def ternary_matmul_pallas(
         raise ValueError(f"ternary_matmul kernel: x must be bfloat16, got {x.dtype}")
     m, k = x.shape
     rows, n = packed.shape
+    out_dtype = x.dtype
     cfg = config or preferred_config(layout, m, k, n)
     if interpret and cfg.decode == "asm":
         cfg = cfg.replace(decode="jnp")  # PTX cannot run in the interpreter
     if cfg.gemv and m > MAX_GEMV_M:
         cfg = cfg.replace(gemv=False, x_int16=False)  # a table entry measured at a smaller M
+    if cfg.gemv:
+        cfg = cfg.replace(raw_codes=False)
     _check_config(cfg, m, n, rows)
     groups = layouts.check_scale_shape(jnp.shape(scale), n)
     scale_columns = groups > 1
@@ -447,11 +515,13 @@ def ternary_matmul_pallas(
             decode=cfg.decode,
         )
     else:
+        if cfg.raw_codes:  # x pre-scaled per plane, padded to planes * R columns
+            x, offset = raw_code_operands(x, layout, rows)
         kernel = functools.partial(
             _kernel,
             layout=layout,
             m=m,
-            k=k,
+            k=x.shape[1],
             rows=rows,
             cfg=cfg,
             steps_per_split=steps_per_split,
@@ -459,11 +529,13 @@ def ternary_matmul_pallas(
             scale_columns=scale_columns,
         )
         grid = (n // cfg.block_n, math.ceil(m / cfg.block_m), split)
-    if split > 1:
+    partials = split > 1 or cfg.raw_codes
+    if partials:
         out_shape = jax.ShapeDtypeStruct((split, m, n), jnp.float32)
     else:
         out_shape = jax.ShapeDtypeStruct((m, n), x.dtype)
     kind = ("dp2a" if cfg.x_int16 else "gemv") if cfg.gemv else "mma"
+    kind += "raw" if cfg.raw_codes else ""
     out = pl.pallas_call(
         kernel,
         out_shape=out_shape,
@@ -472,6 +544,8 @@ def ternary_matmul_pallas(
         compiler_params=plgpu.CompilerParams(num_warps=cfg.num_warps, num_stages=cfg.num_stages),
         interpret=interpret,
     )(x, packed, s2d)
-    if split > 1:
-        out = (out.sum(axis=0) * s2d).astype(x.dtype)
+    if cfg.raw_codes:
+        return ((out.sum(axis=0) + offset[:, None]) * s2d).astype(out_dtype)
+    if partials:
+        out = (out.sum(axis=0) * s2d).astype(out_dtype)
     return out

@@ -9,8 +9,11 @@ import json
 import sys
 from pathlib import Path
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
+from kernels_pallas import layouts
 from kernels_pallas.triton_matmul import BlockConfig
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -95,7 +98,8 @@ def test_imma_probe_kernel_matches_float64(layout: str, n_major: bool) -> None:
 
 def test_table_row_gives_times_speedups_and_bytes_a_second() -> None:
     """bf16: 2 * 1024 * 4096 bytes in 20 us = 0.42 TB/s; 2-bit: 1.3e12 B/s = 1.30 TB/s, 43% of a
-    3e12 copy; 1.6-bit failed every configuration."""
+    3e12 copy, and cuBLAS on its bytes in 8 us: a 2.5x ceiling; 1.6-bit failed every
+    configuration (no byte-matched time: '-')."""
     kernels = _load("kernels")
     row = {
         "k": 1024,
@@ -105,10 +109,51 @@ def test_table_row_gives_times_speedups_and_bytes_a_second() -> None:
         "2bit_s": 5e-6,
         "2bit_speedup": 4.0,
         "2bit_bytes_per_s": 1.3e12,
+        "2bit_matched_s": 8e-6,
         "1p6bit_tried": [{"error": "x"}],
     }
     line = kernels._fmt_row(row, 3e12)
     fields = line.replace("|", " ").split()
-    assert fields == ["1024x4096", "16", "20.0", "0.42", "5.0", "4.00", "1.30", "43", "fail"]
+    assert fields == [
+        "1024x4096",
+        "16",
+        "20.0",
+        "0.42",
+        "5.0",
+        "4.00",
+        "1.30",
+        "43",
+        "2.50",
+        "fail",
+        "-",
+    ]
     bars = [[i for i, c in enumerate(text) if c == "|"] for text in (kernels._HEADER, line)]
     assert bars[0] == bars[1] and len(bars[0]) == 3  # the columns line up under the header
+
+
+def test_byte_matched_matrix_holds_the_packed_bytes() -> None:
+    """8192 x 28672: 2-bit packs 2048 rows (N / 8 bf16 columns exactly); 1.6-bit 1664 rows
+    (ceil(8192 / 5) padded to a multiple of 64) of 28672 bytes = 2912 bf16 columns of 8192 rows;
+    a few bytes still make one column."""
+    kernels = _load("kernels")
+    k, n = 8192, 28672
+    assert kernels.byte_matched_columns(k, layouts.rows_per_plane(k, "2bit") * n) == n // 8
+    assert layouts.rows_per_plane(k, "1.6bit") == 1664
+    assert kernels.byte_matched_columns(k, 1664 * n) == 2912
+    assert kernels.byte_matched_columns(k, 1639 * n) == 2868  # rounded: 2868.3
+    assert kernels.byte_matched_columns(8192, 100) == 1
+
+
+def test_read_probe_sums_the_words_it_reads() -> None:
+    """The read probe's tiled Pallas read (interpret mode) gives numpy's column sums of the int32
+    words: 8-row steps over 2 column tiles (split-K 2 for 4 SMs at one program an SM, 4 steps
+    a program), and 32-row steps, one a program (split-K 2 over the 64 rows)."""
+    probe = _load("read_probe")
+    probe.INTERPRET = True
+    rng = np.random.default_rng(5)
+    words = rng.integers(-(2**20), 2**20, (64, 128), dtype=np.int32)
+    want = words.astype(np.int64).sum(axis=0)
+    for tile in (probe.Tile(8, 256, per_sm=1), probe.Tile(32, 512, per_sm=1000)):
+        sums, split = probe.read_sum(jnp.asarray(words), tile, sms=4)
+        np.testing.assert_array_equal(np.asarray(sums, np.int64), want)
+        assert split == 2

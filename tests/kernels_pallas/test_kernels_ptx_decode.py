@@ -19,7 +19,7 @@ import pytest
 from kernels_pallas import layouts
 from kernels_pallas.triton_dp2a import DP2A_ASM_PLANES
 from kernels_pallas.triton_gemv import GEMV_ASM_PLANES, magic_floats, plane_delta
-from kernels_pallas.triton_matmul import ASM_PLANES
+from kernels_pallas.triton_matmul import ASM_PLANES, RAW_ASM_PLANES, plane_affine
 
 MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -134,6 +134,26 @@ def test_ptx_decode_matches_layout(layout: str, position: int) -> None:
         got = _bf16_to_f32(got.astype(np.uint32))
         want = _plane_trits(words.astype(np.uint8), layout, j)
         np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize("position", range(4))
+def test_raw_ptx_codes_map_affinely_to_trits(layout: str, position: int) -> None:
+    """The raw-code blocks (no FMA): plane j's bf16 code v gives the trit as a_j v + b_j."""
+    valid = _all_bytes(layout)
+    rng = np.random.default_rng(10 + position)
+    words = rng.choice(valid, size=(valid.size, 4)).astype(np.uint32)
+    words[:, position] = valid
+    reg = words[:, 0] | words[:, 1] << 8 | words[:, 2] << 16 | words[:, 3] << 24
+    a, b = plane_affine(layout)
+    for j, asm in enumerate(RAW_ASM_PLANES[layout]):
+        out = run_ptx(asm, {"$2": reg.astype(np.uint32)})
+        got = np.stack(
+            [out["$0"] & 0xFFFF, out["$0"] >> 16, out["$1"] & 0xFFFF, out["$1"] >> 16], axis=1
+        )
+        v = _bf16_to_f32(got.astype(np.uint32)).astype(np.float64)
+        want = _plane_trits(words.astype(np.uint8), layout, j)
+        np.testing.assert_array_equal(a[j] * v + b[j], want.astype(np.float64))
 
 
 def _all_bytes(layout: str) -> np.ndarray:

@@ -67,6 +67,48 @@ def test_kernel_variants_ragged_m_split_k_column_scales(layout: str, cfg: BlockC
 @pytest.mark.parametrize(
     ("m", "k", "cfg"),
     [
+        (37, 512, BlockConfig(block_m=16, block_n=128, block_k=32, split_k=3, raw_codes=True)),
+        (64, 768, BlockConfig(block_m=64, block_n=256, block_k=32, split_k=1, raw_codes=True)),
+    ],
+)
+def test_raw_code_kernel_matches_float64(layout: str, m: int, k: int, cfg: BlockConfig) -> None:
+    """The MMA kernel on raw magic codes (x pre-scaled per plane, the trits' offset added to the
+    partial sums outside): ragged M, split-K and a single program's partials, per-block gammas,
+    K = 768 with 1.6-bit padding rows (the pre-scaled x is zero there)."""
+    x, packed, scale, want = _problem(m, k, 512, layout, seed=m + k, groups=4)
+    got = ternary_matmul_pallas(x, packed, scale, layout, cfg, interpret=True)
+    assert got.shape == (m, 512) and got.dtype == jnp.bfloat16
+    assert _rel_err(got, want) < 1e-2
+
+
+@pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
+def test_raw_code_offset_keeps_precision_for_positive_activations(layout: str) -> None:
+    """All-positive x: the raw codes carry an offset of up to 129 times the signal per term,
+    which float32 sums must cancel against the separately summed offset; the result stays
+    within 2x of the bf16 reference's own error."""
+    rng = np.random.default_rng(8)
+    k, n = 4096, 256
+    trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
+    x = jnp.asarray(rng.uniform(0.0, 1.0, (16, k)), jnp.bfloat16)
+    want = np.asarray(x, np.float64) @ trits.astype(np.float64)
+    packed = jnp.asarray(pack(trits, layout))
+    cfg = BlockConfig(block_m=16, block_n=128, block_k=64, split_k=2, raw_codes=True)
+    got = ternary_matmul_pallas(x, packed, jnp.float32(1.0), layout, cfg, interpret=True)
+    ref = ternary_matmul_reference(x, packed, jnp.float32(1.0), layout)
+    assert _rel_err(got, want) < 2 * _rel_err(ref, want)
+
+
+def test_raw_codes_need_the_mma_kernel_with_weights_right() -> None:
+    x, packed, _, _ = _problem(16, 256, 256, "2bit", seed=0)
+    cfg = BlockConfig(block_m=16, block_n=128, block_k=32, weights_left=True, raw_codes=True)
+    with pytest.raises(ValueError, match="raw_codes"):
+        ternary_matmul_pallas(x, packed, jnp.float32(1), "2bit", cfg, interpret=True)
+
+
+@pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
+@pytest.mark.parametrize(
+    ("m", "k", "cfg"),
+    [
         (1, 512, BlockConfig(block_n=256, block_k=8, split_k=5, gemv=True)),
         (3, 768, BlockConfig(block_n=128, block_k=16, split_k=1, gemv=True, num_warps=2)),
         (8, 1024, BlockConfig(block_n=512, block_k=32, split_k=2, gemv=True)),
@@ -161,12 +203,14 @@ def test_reference_and_cpu_dispatch(layout: str) -> None:
 def test_default_config_fits_shapes() -> None:
     for layout in ("2bit", "1.6bit"):
         shapes = [(1, 2048, 2048), (1, 8192, 28672), (64, 8192, 28672), (256, 3072, 8192)]
+        shapes += [(16, 8192, 28672), (4, 8192, 8192)]
         for m, k, n in [*shapes, (5, 256, 256)]:
             cfg = default_config(layout, m, k, n)
             rows = pack(np.zeros((k, 1), np.int8), layout).shape[0]
             assert n % cfg.block_n == 0 and rows % cfg.block_k == 0 and cfg.split_k >= 1
             assert cfg.gemv == (m == 1)  # the CUDA-core kernel at M = 1 (docs/benchmarks.md)
             assert cfg.x_int16 == (m == 1 and k * n >= 1 << 27)  # integer for the largest
+            assert cfg.raw_codes == (1 < m <= 16 and k * n >= 1 << 27)  # raw MMA codes there
 
 
 @pytest.mark.parametrize(
