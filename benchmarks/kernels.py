@@ -8,6 +8,8 @@ milliseconds and the host's dispatch cost hides behind device work; the median o
 of the time per matmul is reported.
 
 ``--check`` first compares every kernel variant on the GPU with a float64 numpy result.
+``--byte-matched`` also times the bf16 dot on a matrix of the packed layout's bytes, the
+speedup a kernel that reads its bytes as well as cuBLAS would reach (column ``ceil``).
 ``--tune`` times a few block configurations per point, of the MMA kernel and (M <= 8) of the
 CUDA-core kernel, and keeps the fastest (``--table DIR`` writes them as this device's table,
 which ``ternary_matmul`` then uses); ``--variants gemv`` narrows that to the device's current
