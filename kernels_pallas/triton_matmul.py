@@ -126,7 +126,8 @@ def default_config(
     MMA's left operand) found none consistently faster (Kernels section of docs/benchmarks.md).
     From ``INTEGER_KERNEL_MIN_WEIGHTS`` weights up and M <= 16 the MMA kernel runs on raw codes
     (``raw_codes``: on an H200, 8192 x 28672 at M = 4 and 16 took 6-13% less time; on smaller
-    layers its two extra XLA kernels, x's pre-scaling and the offset, cost more than it saves).
+    layers its extra XLA work before the kernel, x's pre-scaling and the offset, costs about
+    what it saves).
     """
     r = layouts.rows_per_plane(k, layout)
     if m == 1:
