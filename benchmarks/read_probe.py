@@ -33,8 +33,17 @@ from jax.experimental.pallas import triton as plgpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.kernels import _n_sets, _random_packed, _time_per_call  # noqa: E402
-from kernels_pallas.triton_matmul import preferred_config, ternary_matmul_pallas  # noqa: E402
+from benchmarks.kernels import (  # noqa: E402
+    _n_sets,
+    _random_packed,
+    _time_per_call,
+    byte_matched_columns,
+)
+from kernels_pallas.triton_matmul import (  # noqa: E402
+    num_sms,
+    preferred_config,
+    ternary_matmul_pallas,
+)
 
 
 class Tile(NamedTuple):
@@ -165,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     global INTERPRET
     INTERPRET = args.interpret
     device = jax.devices()[0]
-    sms = getattr(device, "core_count", 132) or 132
+    sms = num_sms(device)
     k, n = args.k, args.n
     rows = k // 4
     nbytes = rows * n
@@ -191,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     row("XLA row sum (int32 words)", t, nbytes)
     t = _time_per_call(lambda _, w: w + 1, dummies, words, args.reps)
     row("XLA copy (w + 1, read + written)", t, 2 * nbytes)
-    # cuBLAS on a bf16 matrix of the same bytes (K x N / 8 columns), and on the layer's own
-    dense = [jax.random.normal(key, (k, n // 8), jnp.bfloat16) for key in keys]
+    cols = byte_matched_columns(k, nbytes)  # cuBLAS on a bf16 matrix of the same bytes
+    dense = [jax.random.normal(key, (k, cols), jnp.bfloat16) for key in keys]
     t = _time_per_call(jnp.dot, xs, dense, args.reps)
-    row(f"bf16 dot, M = 1, {k} x {n // 8} (same bytes)", t, nbytes)
+    row(f"bf16 dot, M = 1, {k} x {cols} (same bytes)", t, nbytes)
     del dense
     cfg = preferred_config("2bit", 1, k, n)
     t = _time_per_call(

@@ -199,6 +199,16 @@ _ASM_PROLOGUE = [
 ]
 
 
+def _trit_fma_lines(mul: float, add: float) -> list[str]:
+    """The decode blocks' last step: ``$0, $1 = t0, t1 * mul + add`` in bf16x2 (codes to trits)."""
+    return [
+        f"mov.b32 ca, {_bf16x2(mul)};",
+        f"mov.b32 cb, {_bf16x2(add)};",
+        "fma.rn.bf16x2 $0, t0, ca, cb;",
+        "fma.rn.bf16x2 $1, t1, ca, cb;",
+    ]
+
+
 # Plane j of the 2-bit layout sits at bits [2j, 2j+2). For j < 3 it stays where it is inside the
 # mantissa of 0x4300 (= 128.0), giving 128 + 4**j * c, and fma(v, 4**-j, -(128 * 4**-j + 1))
 # maps that exactly to c - 1. Plane 3 (bits 6-7 would touch the exponent) is shifted down first.
@@ -217,12 +227,7 @@ def _asm_2bit_plane(j: int, raw: bool = False) -> str:
         f"lop3.b32 {out[1]}, hi, 0x{mask:04x}{mask:04x}, 0x43004300, 0xea;",
     ]
     if not raw:
-        lines += [
-            f"mov.b32 ca, {_bf16x2(mul)};",
-            f"mov.b32 cb, {_bf16x2(-(128.0 * mul + 1.0))};",
-            "fma.rn.bf16x2 $0, t0, ca, cb;",
-            "fma.rn.bf16x2 $1, t1, ca, cb;",
-        ]
+        lines += _trit_fma_lines(mul, -(128.0 * mul + 1.0))
     return "\n".join([*lines, "}"])
 
 
@@ -247,12 +252,7 @@ def _asm_1p6bit_plane(j: int, raw: bool = False) -> str:
         f"prmt.b32 {out[1]}, hi, mg, 0x4341;",
     ]
     if not raw:
-        lines += [
-            f"mov.b32 ca, {_bf16x2(1.0)};",
-            f"mov.b32 cb, {_bf16x2(-129.0)};",
-            "fma.rn.bf16x2 $0, t0, ca, cb;",
-            "fma.rn.bf16x2 $1, t1, ca, cb;",
-        ]
+        lines += _trit_fma_lines(1.0, -129.0)
     return "\n".join([*lines, "}"])
 
 

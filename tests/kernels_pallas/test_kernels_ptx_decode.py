@@ -117,42 +117,41 @@ def run_ptx(asm: str, operands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return regs
 
 
+def _words_with_every_byte_at(layout: str, position: int, seed: int):
+    """Every valid byte at ``position`` of a word, random valid bytes elsewhere: the bytes
+    ``[n, 4]`` and the packed register ``[n]``."""
+    valid = _all_bytes(layout)
+    words = np.random.default_rng(seed).choice(valid, size=(valid.size, 4)).astype(np.uint32)
+    words[:, position] = valid
+    reg = words[:, 0] | words[:, 1] << 8 | words[:, 2] << 16 | words[:, 3] << 24
+    return words.astype(np.uint8), reg.astype(np.uint32)
+
+
+def _bf16_results(asm: str, reg: np.ndarray) -> np.ndarray:
+    """A decode block's 4 bf16 results (registers $0, $1) as float32 ``[n, 4]``."""
+    out = run_ptx(asm, {"$2": reg})
+    lanes = [out["$0"] & 0xFFFF, out["$0"] >> 16, out["$1"] & 0xFFFF, out["$1"] >> 16]
+    return _bf16_to_f32(np.stack(lanes, axis=1).astype(np.uint32))
+
+
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 @pytest.mark.parametrize("position", range(4))
 def test_ptx_decode_matches_layout(layout: str, position: int) -> None:
-    # every valid byte in `position`, random valid bytes elsewhere
-    valid = _all_bytes(layout)
-    rng = np.random.default_rng(position)
-    words = rng.choice(valid, size=(valid.size, 4)).astype(np.uint32)
-    words[:, position] = valid
-    reg = words[:, 0] | words[:, 1] << 8 | words[:, 2] << 16 | words[:, 3] << 24
+    words, reg = _words_with_every_byte_at(layout, position, seed=position)
     for j, asm in enumerate(ASM_PLANES[layout]):
-        out = run_ptx(asm, {"$2": reg.astype(np.uint32)})
-        got = np.stack(
-            [out["$0"] & 0xFFFF, out["$0"] >> 16, out["$1"] & 0xFFFF, out["$1"] >> 16], axis=1
-        )
-        got = _bf16_to_f32(got.astype(np.uint32))
-        want = _plane_trits(words.astype(np.uint8), layout, j)
-        np.testing.assert_array_equal(got, want.astype(np.float32))
+        want = _plane_trits(words, layout, j)
+        np.testing.assert_array_equal(_bf16_results(asm, reg), want.astype(np.float32))
 
 
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 @pytest.mark.parametrize("position", range(4))
 def test_raw_ptx_codes_map_affinely_to_trits(layout: str, position: int) -> None:
     """The raw-code blocks (no FMA): plane j's bf16 code v gives the trit as a_j v + b_j."""
-    valid = _all_bytes(layout)
-    rng = np.random.default_rng(10 + position)
-    words = rng.choice(valid, size=(valid.size, 4)).astype(np.uint32)
-    words[:, position] = valid
-    reg = words[:, 0] | words[:, 1] << 8 | words[:, 2] << 16 | words[:, 3] << 24
+    words, reg = _words_with_every_byte_at(layout, position, seed=10 + position)
     a, b = plane_affine(layout)
     for j, asm in enumerate(RAW_ASM_PLANES[layout]):
-        out = run_ptx(asm, {"$2": reg.astype(np.uint32)})
-        got = np.stack(
-            [out["$0"] & 0xFFFF, out["$0"] >> 16, out["$1"] & 0xFFFF, out["$1"] >> 16], axis=1
-        )
-        v = _bf16_to_f32(got.astype(np.uint32)).astype(np.float64)
-        want = _plane_trits(words.astype(np.uint8), layout, j)
+        v = _bf16_results(asm, reg).astype(np.float64)
+        want = _plane_trits(words, layout, j)
         np.testing.assert_array_equal(a[j] * v + b[j], want.astype(np.float64))
 
 

@@ -31,6 +31,20 @@ def _problem(m: int, k: int, n: int, layout: str, seed: int, groups: int = 1):
     return x, jnp.asarray(pack(trits, layout)), jnp.asarray(scale), want
 
 
+def _positive_activation_errors(layout: str, m: int, cfg: BlockConfig, seed: int):
+    """Relative errors against float64 of the kernel (``cfg``, interpret mode) and of the bf16
+    reference, for all-positive x (K = 4096, N = 256, gamma 1)."""
+    rng = np.random.default_rng(seed)
+    k, n = 4096, 256
+    trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
+    x = jnp.asarray(rng.uniform(0.0, 1.0, (m, k)), jnp.bfloat16)
+    want = np.asarray(x, np.float64) @ trits.astype(np.float64)
+    packed = jnp.asarray(pack(trits, layout))
+    got = ternary_matmul_pallas(x, packed, jnp.float32(1.0), layout, cfg, interpret=True)
+    ref = ternary_matmul_reference(x, packed, jnp.float32(1.0), layout)
+    return _rel_err(got, want), _rel_err(ref, want)
+
+
 def _rel_err(got, want: np.ndarray) -> float:
     got = np.asarray(got, np.float64)
     assert np.all(np.isfinite(got))
@@ -86,16 +100,9 @@ def test_raw_code_offset_keeps_precision_for_positive_activations(layout: str) -
     """All-positive x: the raw codes carry an offset of up to 129 times the signal per term,
     which float32 sums must cancel against the separately summed offset; the result stays
     within 2x of the bf16 reference's own error."""
-    rng = np.random.default_rng(8)
-    k, n = 4096, 256
-    trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
-    x = jnp.asarray(rng.uniform(0.0, 1.0, (16, k)), jnp.bfloat16)
-    want = np.asarray(x, np.float64) @ trits.astype(np.float64)
-    packed = jnp.asarray(pack(trits, layout))
     cfg = BlockConfig(block_m=16, block_n=128, block_k=64, split_k=2, raw_codes=True)
-    got = ternary_matmul_pallas(x, packed, jnp.float32(1.0), layout, cfg, interpret=True)
-    ref = ternary_matmul_reference(x, packed, jnp.float32(1.0), layout)
-    assert _rel_err(got, want) < 2 * _rel_err(ref, want)
+    kernel_err, reference_err = _positive_activation_errors(layout, 16, cfg, seed=8)
+    assert kernel_err < 2 * reference_err
 
 
 def test_raw_codes_need_the_mma_kernel_with_weights_right() -> None:
@@ -129,16 +136,9 @@ def test_cuda_core_kernel_offset_keeps_precision_for_positive_activations(layout
     """All-positive x: the column-independent offset (up to 128x the signal per term) then grows
     linearly with K while the result grows like sqrt(K); float32 accumulation must still land
     within 2x of the bf16 reference's own error (measured: 2.1e-3 vs 1.7e-3 at K = 8192)."""
-    rng = np.random.default_rng(7)
-    k, n = 4096, 256
-    trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
-    x = jnp.asarray(rng.uniform(0.0, 1.0, (1, k)), jnp.bfloat16)
-    want = np.asarray(x, np.float64) @ trits.astype(np.float64)
-    packed = jnp.asarray(pack(trits, layout))
     cfg = BlockConfig(block_n=256, block_k=32, split_k=1, gemv=True)
-    got = ternary_matmul_pallas(x, packed, jnp.float32(1.0), layout, cfg, interpret=True)
-    ref = ternary_matmul_reference(x, packed, jnp.float32(1.0), layout)
-    assert _rel_err(got, want) < 2 * _rel_err(ref, want)
+    kernel_err, reference_err = _positive_activation_errors(layout, 1, cfg, seed=7)
+    assert kernel_err < 2 * reference_err
 
 
 @pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
