@@ -18,13 +18,16 @@ from kernels_pallas.layouts import (
     unpack_jnp,
 )
 from kernels_pallas.matmul import ternary_matmul
+from kernels_pallas.mosaic_matmul import MosaicConfig, mosaic_ternary_matmul
 from kernels_pallas.reference import ternary_matmul_reference
 from kernels_pallas.triton_matmul import BlockConfig, default_config, ternary_matmul_pallas
 
 __all__ = [
     "LAYOUTS",
     "BlockConfig",
+    "MosaicConfig",
     "default_config",
+    "mosaic_ternary_matmul",
     "pack",
     "pack_1p6bit",
     "pack_2bit",

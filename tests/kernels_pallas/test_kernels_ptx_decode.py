@@ -274,3 +274,22 @@ def test_imma_probe_ptx_weight_bytes(layout: str) -> None:
         np.testing.assert_array_equal(got, want)
         jnp_bytes = probe.weight_bytes_jnp(jnp.asarray(words, jnp.uint8), layout, j)
         np.testing.assert_array_equal(np.asarray(jnp_bytes, np.int64), want)
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize("position", range(4))
+def test_mosaic_ptx_gives_every_planes_raw_codes(layout: str, position: int) -> None:
+    """The Mosaic kernel's one block a word (mosaic_matmul._decode_asm): plane j's raw codes in
+    $2j (bytes 0, 1) and $2j+1 (bytes 2, 3), each mapping to the trit as a_j v + b_j."""
+    from kernels_pallas.mosaic_matmul import _decode_asm
+
+    asm, outs = _decode_asm(layout)
+    words, reg = _words_with_every_byte_at(layout, position, seed=20 + position)
+    out = run_ptx(asm, {f"${outs}": reg})
+    a, b = plane_affine(layout)
+    for j in range(outs // 2):
+        lo, hi = out[f"${2 * j}"], out[f"${2 * j + 1}"]
+        lanes = np.stack([lo & 0xFFFF, lo >> 16, hi & 0xFFFF, hi >> 16], axis=1)
+        v = _bf16_to_f32(lanes.astype(np.uint32)).astype(np.float64)
+        want = _plane_trits(words, layout, j)
+        np.testing.assert_array_equal(a[j] * v + b[j], want.astype(np.float64))

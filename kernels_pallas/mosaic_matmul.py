@@ -1,0 +1,421 @@
+"""Mosaic GPU (Hopper) kernel for ``x @ (scale * T)``: the decoded weights are ``wgmma``'s
+register A operand, so decoded weights never go through shared memory (the Triton MMA kernel
+stores each decoded tile there for ``wgmma``'s B operand and waits for every ``wgmma``), and x
+is the B operand, so M only pads the MMA's N side (to 8).
+
+It computes ``out^T = T^T x^T``: a CTA owns ``tile_n`` output columns (the MMA's M, 64 a
+``wgmma``) and one K-range (its split). Each pipeline step (``plgpu.emit_pipeline``, TMA copies
+``stages`` deep) brings ``[tile_n, block_k]`` packed bytes of the *transposed* packed matrix
+(``[N, R]``: a column's bytes contiguous, the order the A operand wants) and one
+``[M, block_k]`` tile of x per plane into shared memory.
+
+Decoding is inline PTX on 4 bytes at a time (:func:`_decode_asm`), inside ``plgpu.inline_mgpu`` so
+that it works on the registers themselves: the bytes are loaded in Mosaic's 8-bit WGMMA layout
+(a thread holds 4 consecutive K-bytes of a row), and the two bf16x2 registers decoded from them
+per plane are used, unmoved, as the 16-bit WGMMA layout's registers for K-columns
+``{2c, 2c+1}`` and ``{8+2c, 9+2c}`` of the same 16-column group. That is a fixed permutation of
+K within each group of 16 (:func:`fragment_k_order`); x's columns are permuted the same way
+before the kernel, so the sum over K is unchanged and no shuffle is needed.
+
+As ``BlockConfig(raw_codes=True)`` of ``triton_matmul.py``, the MMA takes the raw "magic" codes
+``v`` (2-bit: ``128 + 4**j c``; 1.6-bit: ``128 + d``; one ``lop3`` or ``prmt`` a weight pair
+and plane), with x's plane-j columns pre-scaled by ``a_j`` and one float32 offset a row added
+after the kernel (:func:`kernels_pallas.triton_matmul.raw_code_operands`).
+
+Only a GPU with Mosaic GPU (sm_90a) runs it; jax's CPU interpreter has no register-A ``wgmma``,
+so the CPU tests check its host-side arithmetic (K order, operands, epilogue) against float64
+and that it lowers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from kernels_pallas import layouts
+
+WGMMA_M = 64
+"""Rows of one ``wgmma`` (output columns here)."""
+K_GROUP = 16
+"""K-columns of one ``wgmma`` instruction for bf16, over which the fragment order repeats."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MosaicConfig:
+    """Tiling of one launch of :func:`mosaic_ternary_matmul`.
+
+    tile_n: output columns a CTA (a multiple of 64: one ``wgmma`` M-group each).
+    block_k: packed rows a pipeline step (32, 64 or 128: a swizzle width in bytes).
+    split_k: CTAs sharing an output tile, each over a contiguous range of steps.
+    stages: TMA copies in flight (``max_concurrent_steps``).
+    compute_wgs: 1: one warpgroup loads (``emit_pipeline``), decodes and multiplies;
+      2: warp-specialized (``emit_pipeline_warp_specialized``): a memory warpgroup issues the
+      copies and two compute warpgroups take ``tile_n / 2`` columns each, so that one decodes
+      while the other's ``wgmma``s run.
+    """
+
+    tile_n: int = 128
+    block_k: int = 64
+    split_k: int = 1
+    stages: int = 3
+    compute_wgs: int = 1
+
+    def replace(self, **changes: object) -> MosaicConfig:
+        return dataclasses.replace(self, **changes)
+
+
+MOSAIC_MIN_M, MOSAIC_MAX_M = 17, 128
+"""The M range where :func:`use_mosaic` takes this kernel: below, the CUDA-core and Triton MMA
+kernels were faster on the H200 (M = 1; M = 16 but on the largest layers); above, untimed
+(the kernel takes M up to 256)."""
+MOSAIC_MIN_N = 8192
+"""Narrower layers fill too few CTAs of 128 columns: on the H200 the Triton kernels won on
+3072 x 3072 and 9216 x 3072 at every M, and the Mosaic kernel on every N >= 8192 at M = 32 to
+128."""
+MOSAIC_M16_MIN_WEIGHTS = 1 << 27
+"""From this many weights (K * N) up, M = 9 to 16 takes this kernel too (8192 x 28672 at
+M = 16 on the H200: 2-bit 47.3 against 51.9 us, 1.6-bit 56.1 against 58.0)."""
+MIN_STEPS_PER_SPLIT = 4
+"""Fewest pipeline steps a CTA: a 1.6-bit 8192 x 8192 at M = 64 took 48.8 us at 2 steps a CTA
+(split 13) against 29.8 at 13 (split 2); 5 steps were fine (3072 x 18432, split 2)."""
+
+
+def is_hopper(device: jax.Device) -> bool:
+    """A GPU of compute capability 9.x (H100, H200, H800, GH200): where Mosaic's ``wgmma``
+    kernel runs."""
+    if device.platform != "gpu":
+        return False
+    cc = str(getattr(device, "compute_capability", "") or "")
+    if cc:
+        return cc.split(".")[0] == "9"
+    kind = device.device_kind.upper()
+    return any(name in kind for name in ("H100", "H200", "H800", "H20", "GH200"))
+
+
+def use_mosaic(m: int, k: int, n: int) -> bool:
+    """Whether ``ternary_matmul`` takes this kernel for ``[M, K] x [K, N]`` where no measured
+    table says (given the packed matrix transposed and a Hopper GPU): ``MOSAIC_MIN_M <= M <=
+    MOSAIC_MAX_M`` with N >= ``MOSAIC_MIN_N``, or M from 9 on from ``MOSAIC_M16_MIN_WEIGHTS``
+    weights."""
+    if MOSAIC_MIN_M <= m <= MOSAIC_MAX_M and n >= MOSAIC_MIN_N:
+        return True
+    return 8 < m < MOSAIC_MIN_M and k * n >= MOSAIC_M16_MIN_WEIGHTS
+
+
+def preferred_mosaic_config(
+    layout: str, m: int, k: int, n: int, device: jax.Device
+) -> MosaicConfig | None:
+    """The Mosaic tiling for this point on ``device``, or None where the Triton kernels are the
+    faster choice: the device's measured table (kernels_pallas/tuned, ``"mosaic"`` entries)
+    where it covers the point, else :func:`use_mosaic` and :func:`default_mosaic_config`."""
+    from kernels_pallas.triton_matmul import num_sms
+    from kernels_pallas.tuning import tuned_mosaic_config
+
+    measured, config = tuned_mosaic_config(layout, m, k, n, device.device_kind)
+    if measured:
+        return config
+    if not use_mosaic(m, k, n):
+        return None
+    return default_mosaic_config(layout, m, k, n, num_sms(device))
+
+
+def default_mosaic_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> MosaicConfig:
+    """Tiling rules where no table covers a point (from the H200 sweep in docs/benchmarks.md):
+    128 output columns a CTA and 64 packed rows a step (32 where 64 does not divide R);
+    2-bit: one warpgroup, 2 stages; 1.6-bit: warp-specialized, 4 stages; above M = 64 one
+    warpgroup, 2 stages and 32 rows a step (the x tiles grow with M: shared memory). Split-K
+    divides the steps evenly (the kernel has no ragged split): the smallest split giving two
+    CTAs an SM that keeps ``MIN_STEPS_PER_SPLIT`` steps a CTA, else the largest that does."""
+    rows = layouts.rows_per_plane(k, layout)
+    tile_n = 128 if n % 128 == 0 else 64
+    block_k = 64 if rows % 64 == 0 and m <= 64 else 32
+    steps = rows // block_k
+    splits = [d for d in range(1, steps + 1) if steps % d == 0]
+    allowed = [d for d in splits if steps // d >= MIN_STEPS_PER_SPLIT] or [1]
+    split = next((d for d in allowed if d * (n // tile_n) >= 2 * num_sms), allowed[-1])
+    if layout == "2bit" or m > 64:
+        return MosaicConfig(tile_n, block_k, split, stages=2, compute_wgs=1)
+    return MosaicConfig(tile_n, block_k, split, stages=4, compute_wgs=2)
+
+
+def fragment_k_order(k: int) -> np.ndarray:
+    """``order[p]`` = the K-index whose x column the kernel's MMA takes at position p.
+
+    Within each group of 16, a thread's 4 bytes ``4c .. 4c+3`` (8-bit WGMMA layout) become the
+    bf16 registers at positions ``{2c, 2c+1}`` and ``{8+2c, 9+2c}`` (16-bit WGMMA layout):
+    byte q = 4c + 2h + l sits at p = 8h + 2c + l.
+    """
+    if k % K_GROUP:
+        raise ValueError(f"fragment_k_order: K={k} is not a multiple of {K_GROUP}")
+    q = np.arange(k).reshape(k // K_GROUP, 4, 2, 2)  # [group, c, h, l]
+    return q.transpose(0, 2, 1, 3).reshape(k)  # position p = [group, h, c, l]
+
+
+def mosaic_operands(
+    x: jax.Array, layout: str, rows: int, m_pad: int
+) -> tuple[jax.Array, jax.Array]:
+    """x for the kernel, ``[m_pad, planes * R]`` bf16 (raw-code scaling, fragment K order,
+    rows past M zero), and the raw codes' float32 offset a row ``[M]``."""
+    from kernels_pallas.triton_matmul import raw_code_operands
+
+    m = x.shape[0]
+    x_scaled, offset = raw_code_operands(x, layout, rows)
+    x_perm = x_scaled[:, fragment_k_order(x_scaled.shape[1])]
+    return jnp.pad(x_perm, ((0, m_pad - m), (0, 0))), offset
+
+
+def finish(partials: jax.Array, offset: jax.Array, scale: jax.Array, m: int, dtype) -> jax.Array:
+    """``[split, N, m_pad]`` float32 partial sums of ``x' v`` to ``x @ (scale * T)`` ``[M, N]``:
+    sum the splits, drop the padding rows, transpose, add the offset, scale, cast."""
+    n = partials.shape[1]
+    if layouts.check_scale_shape(jnp.shape(scale), n) > 1:
+        s = layouts.scale_per_column(scale, n)[None, :]
+    else:
+        s = jnp.asarray(scale, jnp.float32).reshape(())
+    out = partials.sum(axis=0)[:, :m].T + offset[:, None]
+    return (out * s).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding, on the registers of one [tile_n, block_k] tile of packed bytes
+
+
+def _decode_asm(layout: str) -> tuple[str, int]:
+    """PTX taking 4 packed bytes ($P, P = outputs) to 2 bf16x2 raw codes a plane
+    ($2j: bytes 0,1; $2j+1: bytes 2,3), and the number of outputs."""
+    planes = layouts.TRITS_PER_BYTE[layout]
+    src = f"${2 * planes}"
+    lines = [
+        "{",
+        ".reg .b32 lo, hi, mg, z;",
+        "mov.b32 mg, 0x43;",
+        "mov.b32 z, 0;",
+        # byte 0, 1 -> the 16-bit lanes of lo; 2, 3 -> those of hi
+        f"prmt.b32 lo, {src}, z, 0x4140;",
+        f"prmt.b32 hi, {src}, z, 0x4342;",
+    ]
+    if layout == "2bit":
+        for j in range(4):  # code bits in place inside 0x4300's mantissa: 128 + 4**j c
+            mask = 3 << (2 * j)
+            for r, half in enumerate(("lo", "hi")):
+                lines.append(
+                    f"lop3.b32 ${2 * j + r}, {half}, 0x{mask:04x}{mask:04x}, 0x43004300, 0xea;"
+                )
+    else:
+        # m_{j+1} = 3 m_j mod 256 per lane; digit j = (3 m_j) >> 8 = byte 1 of the lane
+        for j in range(5):
+            for r, half in enumerate(("lo", "hi")):
+                lines.append(f"mul.lo.u32 {half}, {half}, 3;")
+                lines.append(f"prmt.b32 ${2 * j + r}, {half}, mg, 0x4341;")
+                if j < 4:
+                    lines.append(f"and.b32 {half}, {half}, 0x00ff00ff;")
+    lines.append("}")
+    return "\n".join(lines), 2 * planes
+
+
+FRAGMENT_K_AXIS = 1
+"""Axis of the register arrays (both WGMMA layouts, 2-D tiles) that counts K-groups: 16-column
+groups in the 8-bit layout, 8-column ones in the 16-bit layout."""
+
+
+def bf16_register_of(byte_register: tuple[int, ...], half: int) -> tuple[int, ...]:
+    """The 16-bit WGMMA register that the kernel fills from bytes ``2 half, 2 half + 1`` of an
+    8-bit WGMMA register (its register-array index): the same rows, K-group ``2 g + half``."""
+    dst = list(byte_register)
+    dst[FRAGMENT_K_AXIS] = 2 * byte_register[FRAGMENT_K_AXIS] + half
+    return tuple(dst)
+
+
+def _decode_fn(layout: str, shape: tuple[int, int]):
+    """``plgpu.inline_mgpu`` function: uint8 tile in the 8-bit WGMMA layout -> one bf16 tile a
+    plane in the WGMMA layout (raw codes, K in :func:`fragment_k_order` within 16-groups)."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+    from jax.experimental.mosaic.gpu import fragmented_array as fa
+    from jax.experimental.mosaic.gpu import utils as mgpu_utils
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import llvm
+
+    planes = layouts.TRITS_PER_BYTE[layout]
+    asm, outs = _decode_asm(layout)
+    out_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
+
+    @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,) * planes)
+    def decode(ctx, w8):
+        del ctx
+        i32 = ir.IntegerType.get_signless(32)
+        bf16x2 = ir.VectorType.get((2,), ir.BF16Type.get())
+        src = w8.registers  # [.., block_k / 16, .., 2 (rows +8), ..] of vector<4xi8>
+        out_shape = fa.WGMMA_LAYOUT.registers_shape(shape)
+        if src.shape[FRAGMENT_K_AXIS] * 2 != out_shape[FRAGMENT_K_AXIS]:
+            raise AssertionError(f"register shapes {src.shape} -> {out_shape}")
+        regs = [np.empty(out_shape, dtype=object) for _ in range(planes)]
+        struct = llvm.StructType.get_literal([i32] * outs)
+        for idx in np.ndindex(src.shape):
+            word = mgpu_utils.bitcast(src[idx], i32)
+            res = llvm.inline_asm(struct, [word], asm, ",".join(["=r"] * outs + ["r"]))
+            for j in range(planes):
+                for half in range(2):
+                    v = llvm.extractvalue(i32, res, [2 * j + half])
+                    regs[j][bf16_register_of(idx, half)] = mgpu_utils.bitcast(v, bf16x2)
+        return tuple(
+            fa.FragmentedArray(_registers=r, _layout=fa.WGMMA_LAYOUT, _is_signed=None) for r in regs
+        )
+
+    return decode
+
+
+# ----------------------------------------------------------------------------------------------
+# The kernel
+
+
+def _swizzle_transforms(row_bytes: int, itemsize: int):
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+
+    swizzle = plgpu.find_swizzle(row_bytes * 8, "tile")
+    return (
+        plgpu.TilingTransform((8, swizzle // itemsize)),
+        plgpu.SwizzleTransform(swizzle),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("layout", "config"))
+def mosaic_ternary_matmul(
+    x: jax.Array,
+    packed_t: jax.Array,
+    scale: jax.Array,
+    layout: str = "2bit",
+    config: MosaicConfig = MosaicConfig(),
+) -> jax.Array:
+    """``x @ (scale * T)`` for bf16 ``x [M, K]`` and ``packed_t = packed.T`` (``[N, R]``, the
+    layouts of ``layouts.py`` transposed); M <= 256, ``config`` must tile N and R."""
+    import jax.experimental.pallas as pl
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+
+    layouts.check_layout(layout)
+    m, k = x.shape
+    n, rows = packed_t.shape
+    if (rows, n) != layouts.packed_shape(k, n, layout):
+        raise ValueError(
+            f"mosaic_ternary_matmul: packed_t {packed_t.shape} does not fit x {x.shape} in the "
+            f"{layout} layout: expected {layouts.packed_shape(k, n, layout)[::-1]}"
+        )
+    cfg = config
+    tile_n, bk = cfg.tile_n, cfg.block_k
+    steps = rows // bk
+    wgs = cfg.compute_wgs
+    if n % tile_n or tile_n % (WGMMA_M * wgs) or rows % bk or bk not in (32, 64, 128):
+        raise ValueError(
+            f"{cfg}: tile_n must divide N={n} (64 per compute warpgroup), block_k R={rows}"
+        )
+    if wgs not in (1, 2):
+        raise ValueError(f"{cfg}: compute_wgs must be 1 or 2")
+    if not 1 <= m <= 256:
+        raise ValueError(f"mosaic_ternary_matmul: M={m} must be in [1, 256]")
+    split = cfg.split_k
+    if split < 1 or steps % split:
+        raise ValueError(f"{cfg}: split_k must divide the {steps} steps (R={rows} / block_k)")
+    per_split = steps // split
+    planes = layouts.TRITS_PER_BYTE[layout]
+    m_pad = max(8, -(-m // 8) * 8)
+    xk, offset = mosaic_operands(x, layout, rows, m_pad)
+    tile_wg = tile_n // wgs
+    decode = _decode_fn(layout, (tile_wg, bk))
+    w_spec = plgpu.BlockSpec((tile_n, bk), lambda s: (0, s), transforms=_swizzle_transforms(bk, 1))
+    x_spec = plgpu.BlockSpec(
+        (m_pad, bk), lambda s: (0, s), transforms=_swizzle_transforms(2 * bk, 2)
+    )
+
+    def kernel(x_gmem, w_gmem, o_gmem, o_smem):
+        n_i, s_i = lax.axis_index("n"), lax.axis_index("s")
+        r0 = s_i * per_split * bk
+        width = per_split * bk
+
+        def acc_scope(acc_ref):
+            def body(_, w_smem, *x_smems):
+                w8 = plgpu.load(w_smem, (), layout=plgpu.Layout.WGMMA_8BIT)
+                for j, wj in enumerate(decode(w8)):
+                    plgpu.wgmma(acc_ref, wj, x_smems[j].T)
+                plgpu.wgmma_wait(0)
+
+            plgpu.emit_pipeline(
+                body,
+                grid=(per_split,),
+                in_specs=[w_spec] + [x_spec] * planes,
+                max_concurrent_steps=cfg.stages,
+            )(
+                w_gmem.at[pl.ds(n_i * tile_n, tile_n), pl.ds(r0, width)],
+                *[x_gmem.at[:, pl.ds(j * rows + r0, width)] for j in range(planes)],
+            )
+            o_smem[...] = acc_ref[...]
+
+        pl.run_scoped(acc_scope, plgpu.ACC((tile_n, m_pad), jnp.float32))
+        plgpu.commit_smem()
+        plgpu.copy_smem_to_gmem(o_smem, o_gmem.at[s_i, pl.ds(n_i * tile_n, tile_n)])
+        plgpu.wait_smem_to_gmem(0)
+
+    def kernel_ws(x_gmem, w_gmem, o_gmem, o_smem):
+        n_i, s_i = lax.axis_index("n"), lax.axis_index("s")
+        wg = lax.axis_index("wg")
+        r0 = s_i * per_split * bk
+        width = per_split * bk
+
+        def compute_context(eval_pipeline):
+            def acc_scope(acc_ref):
+                eval_pipeline(acc_ref)
+                o_smem[wg] = acc_ref[...]
+                plgpu.commit_smem()
+                plgpu.copy_smem_to_gmem(
+                    o_smem.at[wg], o_gmem.at[s_i, pl.ds(n_i * tile_n + wg * tile_wg, tile_wg)]
+                )
+                plgpu.wait_smem_to_gmem(0)
+
+            pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, m_pad), jnp.float32))
+
+        def body(_, w_smem, *rest):
+            *x_smems, acc_ref = rest
+            w8 = plgpu.load(
+                w_smem.at[pl.ds(wg * tile_wg, tile_wg)], (), layout=plgpu.Layout.WGMMA_8BIT
+            )
+            for j, wj in enumerate(decode(w8)):
+                plgpu.wgmma(acc_ref, wj, x_smems[j].T)
+            plgpu.wgmma_wait(0)
+            return acc_ref
+
+        plgpu.emit_pipeline_warp_specialized(
+            body,
+            grid=(per_split,),
+            memory_registers=40,
+            in_specs=[w_spec] + [x_spec] * planes,
+            wg_axis="wg",
+            num_compute_wgs=wgs,
+            max_concurrent_steps=cfg.stages,
+            compute_context=compute_context,
+        )(
+            w_gmem.at[pl.ds(n_i * tile_n, tile_n), pl.ds(r0, width)],
+            *[x_gmem.at[:, pl.ds(j * rows + r0, width)] for j in range(planes)],
+        )
+
+    if wgs > 1:
+        partials = plgpu.kernel(
+            kernel_ws,
+            out_type=jax.ShapeDtypeStruct((split, n, m_pad), jnp.float32),
+            grid=(n // tile_n, split),
+            grid_names=("n", "s"),
+            num_threads=wgs + 1,
+            thread_name="wg",
+            scratch_types=[plgpu.SMEM((wgs, tile_wg, m_pad), jnp.float32)],
+        )(xk, packed_t)
+        return finish(partials, offset, scale, m, x.dtype)
+    partials = plgpu.kernel(
+        kernel,
+        out_type=jax.ShapeDtypeStruct((split, n, m_pad), jnp.float32),
+        grid=(n // tile_n, split),
+        grid_names=("n", "s"),
+        scratch_types=[plgpu.SMEM((tile_n, m_pad), jnp.float32)],
+    )(xk, packed_t)
+    return finish(partials, offset, scale, m, x.dtype)
