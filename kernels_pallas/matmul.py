@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import jax
 
+from kernels_pallas.mosaic_matmul import (
+    MosaicConfig,
+    is_hopper,
+    mosaic_ternary_matmul,
+    preferred_mosaic_config,
+)
 from kernels_pallas.reference import ternary_matmul_reference
 from kernels_pallas.triton_matmul import BlockConfig, ternary_matmul_pallas
 
 
-def _cuda_device(x: jax.Array) -> bool:
-    """True when ``x`` lives on (or, under tracing, jax defaults to) an NVIDIA GPU."""
+def _device_of(x: jax.Array) -> jax.Device | None:
+    """The device ``x`` lives on (under tracing, jax's default device)."""
     try:
         devices = list(x.devices())
     except Exception:  # a tracer: fall back to the default device
         devices = jax.devices()[:1]
-    return bool(devices) and is_nvidia_gpu(devices[0])
+    return devices[0] if devices else None
+
+
+def _cuda_device(x: jax.Array) -> bool:
+    """True when ``x`` lives on (or, under tracing, jax defaults to) an NVIDIA GPU."""
+    device = _device_of(x)
+    return device is not None and is_nvidia_gpu(device)
 
 
 def is_nvidia_gpu(device: jax.Device) -> bool:
@@ -32,6 +44,8 @@ def ternary_matmul(
     *,
     interpret: bool = False,
     config: BlockConfig | None = None,
+    packed_t: jax.Array | None = None,
+    mosaic_config: MosaicConfig | None = None,
 ) -> jax.Array:
     """``x @ (scale * T)`` for bf16 activations ``x [M, K]`` and a packed ternary ``T [K, N]``.
 
@@ -43,6 +57,13 @@ def ternary_matmul(
       interpret: run the Pallas kernel in interpret mode (any device; for tests).
       config: block sizes for the kernel; ``None`` takes the measured table of this GPU model
         (kernels_pallas/tuned) for the shape, else ``default_config``.
+      packed_t: optionally ``packed.T`` (``uint8 [N, R]``, the same bytes transposed, made once
+        at load time): on a Hopper GPU, where the device's table or, for points it does not
+        cover, the rules say the Mosaic GPU kernel is faster
+        (:func:`~kernels_pallas.mosaic_matmul.preferred_mosaic_config`), the product is that
+        kernel's (``mosaic_matmul.py``), which reads this orientation.
+      mosaic_config: tiling for the Mosaic kernel, which then runs whatever the table says
+        (needs ``packed_t``; M up to 256).
 
     Returns:
       ``[M, N]`` in ``x.dtype``. On an NVIDIA GPU (or with ``interpret``) this runs a Pallas
@@ -51,6 +72,14 @@ def ternary_matmul(
       ``x_int16``), else the MMA kernel (``triton_matmul.py``); elsewhere the unpack-then-dot
       reference.
     """
+    device = _device_of(x)
+    if packed_t is not None and not interpret and device is not None and is_hopper(device):
+        m, k = x.shape
+        cfg = mosaic_config
+        if cfg is None and config is None:
+            cfg = preferred_mosaic_config(layout, m, k, packed.shape[1], device)
+        if cfg is not None:
+            return mosaic_ternary_matmul(x, packed_t, scale, layout, cfg)
     if interpret or _cuda_device(x):
         return ternary_matmul_pallas(x, packed, scale, layout, config, interpret)
     return ternary_matmul_reference(x, packed, scale, layout)

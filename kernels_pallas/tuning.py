@@ -11,6 +11,11 @@ are kept):
 :func:`tuned_config` answers for the running device: the entry of the same layout, K and N whose
 M is the smallest measured M at or above the call's (M is padded to the MMA tile anyway), or
 ``None`` (then ``default_config``'s rules apply) for a shape, an M or a device not measured.
+
+An entry may also say ``"mosaic"``: the Mosaic kernel's fastest tiling at that point
+(``mosaic_matmul.py``, on the packed matrix transposed) where it beat the entry's Triton
+configuration in the same run, or ``null`` where it was measured and lost.
+:func:`tuned_mosaic_config` reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import functools
 import json
 from pathlib import Path
 
+from kernels_pallas.mosaic_matmul import MosaicConfig
 from kernels_pallas.triton_matmul import BlockConfig
 
 TUNED_DIR = Path(__file__).resolve().parent / "tuned"
@@ -56,16 +62,53 @@ def tuned_config(
     return None
 
 
+@functools.cache
+def _load_mosaic(path: Path) -> dict[tuple[str, int, int], list[tuple[int, MosaicConfig | None]]]:
+    if not path.is_file():
+        return {}
+    table: dict[tuple[str, int, int], list[tuple[int, MosaicConfig | None]]] = {}
+    for entry in json.loads(path.read_text())["entries"]:
+        if "mosaic" not in entry:
+            continue
+        config = MosaicConfig(**entry["mosaic"]) if entry["mosaic"] else None
+        key = (entry["layout"], int(entry["k"]), int(entry["n"]))
+        table.setdefault(key, []).append((int(entry["m"]), config))
+    for rows in table.values():
+        rows.sort(key=lambda row: row[0])
+    return table
+
+
+def tuned_mosaic_config(
+    layout: str, m: int, k: int, n: int, device_kind: str, directory: Path = TUNED_DIR
+) -> tuple[bool, MosaicConfig | None]:
+    """``(measured, config)`` for the Mosaic kernel at this point on ``device_kind``: from the
+    entry of the smallest measured M at or above the call's, ``config`` None where the Triton
+    kernels won there; ``(False, None)`` where no entry says anything, and below the smallest
+    measured M (M = 1 is no M = 16: the CUDA-core kernels take it)."""
+    rows = _load_mosaic(table_path(device_kind, directory)).get((layout, k, n), [])
+    if not rows or m < rows[0][0]:
+        return False, None
+    for measured_m, config in rows:
+        if measured_m >= m:
+            return True, config
+    return False, None
+
+
 def table_from_benchmark(result: dict) -> dict:
     """The table of a ``benchmarks/kernels.py`` result (its ``rows``' fastest configs)."""
     entries = []
     for row in result["rows"]:
         for layout, key in (("2bit", "2bit"), ("1.6bit", "1p6bit")):
             config = row.get(f"{key}_config")
-            if config and len(row.get(f"{key}_tried", [])) > 1:  # tuned points only
-                entries.append(
-                    dict(layout=layout, m=row["m"], k=row["k"], n=row["n"], config=config)
-                )
+            mosaic_measured = bool(row.get(f"{key}_mosaic_tried"))
+            tuned = len(row.get(f"{key}_tried", [])) > 1 or mosaic_measured
+            if config and tuned:  # tuned points only (or the Mosaic kernel's)
+                entry = dict(layout=layout, m=row["m"], k=row["k"], n=row["n"], config=config)
+                if mosaic_measured:
+                    t = row.get(f"{key}_mosaic_s")
+                    wins = t is not None and t < row[f"{key}_s"]
+                    entry["mosaic"] = row[f"{key}_mosaic_config"] if wins else None
+                entries.append(entry)
     return {
         "device": result["device"],
         "measured": f"{result['date']}, jax {result['jax']}",

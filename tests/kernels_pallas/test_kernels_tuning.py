@@ -119,3 +119,40 @@ def test_untabled_gpu_gets_the_rules_for_its_own_multiprocessors(monkeypatch, co
     assert num_sms(device) == (core_count or 132)
     cfg = preferred_config("2bit", 1, 8192, 28672)
     assert (cfg.gemv, cfg.block_n, cfg.block_k, cfg.split_k) == (True, 256, 32, split_k)
+
+
+def test_mosaic_entries_record_the_faster_kernel_and_bound_the_lookup(tmp_path) -> None:
+    """A run with ``--mosaic``: each point says the Mosaic tiling where it beat the Triton time,
+    null where it lost; the lookup answers from the smallest measured M at or above the call's
+    and says nothing below the smallest measured M or for points never measured."""
+    from kernels_pallas.mosaic_matmul import MosaicConfig
+    from kernels_pallas.tuning import tuned_mosaic_config
+
+    fast = MosaicConfig(128, 64, 2, 2).__dict__
+
+    def row(m, triton_s, mosaic_s):
+        r = _row(m, 8192, 8192, 2, tried=1)
+        r.update({"2bit_s": triton_s, "2bit_mosaic_tried": [{}], "2bit_mosaic_config": fast})
+        if mosaic_s is not None:
+            r["2bit_mosaic_s"] = mosaic_s
+        return r
+
+    result = {
+        "device": "Test GPU",
+        "date": "d",
+        "jax": "0",
+        "rows": [row(16, 20e-6, 30e-6), row(64, 40e-6, 28e-6), row(128, 70e-6, None)],
+    }
+    table = table_from_benchmark(result)
+    assert [e.get("mosaic") for e in table["entries"]] == [None, fast, None]
+    table_path("Test GPU", tmp_path).write_text(json.dumps(table))
+
+    def lookup(m, k=8192):
+        return tuned_mosaic_config("2bit", m, k, 8192, "Test GPU", tmp_path)
+
+    assert lookup(1) == (False, None)  # below the smallest measured M: the rules decide
+    assert lookup(16) == (True, None)  # measured, Triton won
+    assert lookup(17) == lookup(64) == (True, MosaicConfig(**fast))
+    assert lookup(100) == (True, None)  # the Mosaic kernel failed to run at 128
+    assert lookup(129) == (False, None)
+    assert lookup(64, k=4096) == (False, None)
