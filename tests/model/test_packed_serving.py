@@ -111,17 +111,28 @@ def test_decode_benchmark_runs_on_cpu(capsys) -> None:
     decode = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(decode)
     args = ["--preset", str(root / "configs/models/tiny.yaml"), "--layers", "1"]
-    assert decode.main([*args, "--batch", "1", "--tokens", "2,4", "--fuse", "on,off"]) == 0
+    cli = [*args, "--batch", "1", "--tokens", "2,4", "--fuse", "on,off", "--transposed", "off,on"]
+    assert decode.main(cli) == 0
     out = capsys.readouterr().out
     rows = [
         line.split()
         for line in out.splitlines()
         if line.split()[:1] in (["bf16"], ["2bit"], ["1.6bit"])
     ]
-    assert [r[:3] for r in rows] == [
-        [w, fused, "1"] for fused in ("yes", "no") for w in ("bf16", "2bit", "1.6bit")
+    # bf16 once a fusion; the packed variants without and with the transposed copies
+    want = [
+        [w, fused, t, "1"]
+        for fused in ("yes", "no")
+        for w, t in [
+            ("bf16", "no"),
+            ("2bit", "no"),
+            ("1.6bit", "no"),
+            ("2bit", "yes"),
+            ("1.6bit", "yes"),
+        ]
     ]
-    mb = {r[0]: float(r[6]) for r in rows}
+    assert [r[:4] for r in rows] == want
+    mb = {r[0]: float(r[7]) for r in rows}
     assert mb["2bit"] < mb["bf16"]  # attention packed, the MLP (688 wide) float in both
 
 
@@ -193,3 +204,30 @@ def test_input_shard_gammas_stay_where_a_kv_head_spans_two_shards() -> None:
     want, _ = freeze_weights(model)(tokens)
     want64 = np.asarray(want, np.float64)
     assert np.linalg.norm(np.asarray(got, np.float64) - want64) / np.linalg.norm(want64) < 1e-2
+
+
+def test_transposed_copies_follow_fusion_and_keep_the_function(trained_like: Transformer) -> None:
+    """``split_layers(transposed=True)``: every packed linear of the per-layer copies, fused ones
+    included, also holds ``packed.T`` (the Mosaic kernel's operand); where that kernel does not
+    run (here: the CPU) the model computes what it computed without the copies."""
+    packed, _ = pack_model(trained_like, "1.6bit")
+    graphdef, states = packed.split_layers(fuse=True, transposed=True)
+    layers = [nnx.merge(graphdef, s) for s in states]
+    served = [m for _, m in nnx.iter_graph(layers[1]) if isinstance(m, Linear) and m.packed_layout]
+    assert len(served) == 2  # qkv and o (the MLP stays float)
+    for linear in served:
+        np.testing.assert_array_equal(
+            np.asarray(linear.packed_t[...]), np.asarray(linear.packed[...]).T
+        )
+    plain_graphdef, plain_states = packed.split_layers(fuse=True)
+    tokens = jnp.asarray(np.random.default_rng(3).integers(0, 258, (2, 8)), jnp.int32)
+    got, _ = packed(tokens, layers=layers)
+    want, _ = packed(tokens, layers=[nnx.merge(plain_graphdef, s) for s in plain_states])
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    prompt = np.array([[5, 17, 42], [7, 8, 9]], np.int32)
+    np.testing.assert_array_equal(
+        generate(packed, prompt, 4, transposed_packed=True),
+        generate(packed, prompt, 4, transposed_packed=False),
+    )
+    with pytest.raises(ValueError, match="no packed weights"):
+        trained_like.blocks.attn.q.add_transposed()

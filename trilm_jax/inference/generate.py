@@ -109,14 +109,29 @@ class DecodingModel:
     layer_states: list
 
 
-def prepare_decoding(model: Transformer, fuse_projections: bool = True) -> DecodingModel:
+def prepare_decoding(
+    model: Transformer, fuse_projections: bool = True, transposed_packed: bool = False
+) -> DecodingModel:
     """Split ``model`` for :func:`generate` once: per-layer copies of the blocks' parameters,
     with q, k, v as one matmul and gate, up as another where the weights allow
     (``fuse_projections``; frozen or packed weights, ``Transformer.split_layers``). Reuse it
-    across calls: the split runs hundreds of small device operations from the host."""
+    across calls: the split runs hundreds of small device operations from the host.
+    ``transposed_packed``: packed linears also hold their bytes transposed, for the Mosaic
+    kernel (``Linear.add_transposed``; :func:`wants_transposed_packed` says when it pays)."""
     graphdef, state = nnx.split(model)
-    layer_graphdef, layer_states = model.split_layers(fuse=fuse_projections)
+    layer_graphdef, layer_states = model.split_layers(
+        fuse=fuse_projections, transposed=transposed_packed
+    )
     return DecodingModel(model.config, graphdef, state, layer_graphdef, layer_states)
+
+
+def wants_transposed_packed(batch: int) -> bool:
+    """Whether decoding ``batch`` sequences at a time gains from the packed bytes' transposed
+    copy: on a Hopper GPU, where the Mosaic kernel takes batches above 8
+    (``kernels_pallas.mosaic_matmul.use_mosaic``)."""
+    from kernels_pallas.mosaic_matmul import MOSAIC_MAX_M, is_hopper
+
+    return 8 < batch <= MOSAIC_MAX_M and is_hopper(jax.devices()[0])
 
 
 def generate(
@@ -129,12 +144,16 @@ def generate(
     seed: int = 0,
     compute_dtype=jnp.float32,
     fuse_projections: bool = True,
+    transposed_packed: bool | None = None,
 ) -> np.ndarray:
     """Continue ``prompt_ids`` ([T] or [B, T]) by ``max_new_tokens``; returns the new ids.
 
     ``model``: a model, or one already prepared by :func:`prepare_decoding` (for repeated
     calls). ``fuse_projections`` (a model only): decode with q, k, v as one matmul and gate, up
-    as another where the weights allow: the same function with 3 fewer launches a block."""
+    as another where the weights allow: the same function with 3 fewer launches a block.
+    ``transposed_packed`` (a model only): packed linears also hold their bytes transposed, for
+    the Mosaic kernel; ``None`` (default): where :func:`wants_transposed_packed` says so for
+    the batch."""
     prompt = np.atleast_2d(np.asarray(prompt_ids, np.int32))
     limit = model.config.max_seq_len
     if prompt.shape[1] == 0:
@@ -147,7 +166,9 @@ def generate(
             f"model's max_seq_len={limit}"
         )
     if not isinstance(model, DecodingModel):
-        model = prepare_decoding(model, fuse_projections)
+        if transposed_packed is None:
+            transposed_packed = wants_transposed_packed(prompt.shape[0])
+        model = prepare_decoding(model, fuse_projections, transposed_packed)
     out = _generate(
         model.graphdef,
         model.state,
