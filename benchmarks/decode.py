@@ -7,7 +7,9 @@ embedding and head in bf16 too, so that the head is read at the same cost. Time 
 slope between two greedy generations of different lengths (each compiled first, then timed), so
 prefill and compilation drop out. Bytes per token: the weights one step reads. ``--fuse on,off``
 times each variant with q, k, v fused into one matmul and gate, up into another (what
-``generate`` does) and with the seven separate matmuls a block.
+``generate`` does) and with the seven separate matmuls a block. ``--transposed`` gives the packed
+linears their bytes' transposed copy too (the Mosaic kernel's operand; ``auto``: where
+``wants_transposed_packed`` says so for the batch, as ``generate`` does), column ``T``.
 
 Run on a GPU:  python benchmarks/decode.py [--preset configs/models/spectra-3.9b.yaml]
 Imports only jax, flax, numpy, yaml and this repository's model code (no grain).
@@ -35,6 +37,7 @@ from trilm_jax.inference.generate import (  # noqa: E402
     freeze_weights,
     generate,
     prepare_decoding,
+    wants_transposed_packed,
 )
 from trilm_jax.inference.packed import pack_model  # noqa: E402
 from trilm_jax.model.transformer import Linear, Transformer  # noqa: E402
@@ -62,14 +65,19 @@ def _weight_bytes(model: Transformer) -> int:
 
 
 def seconds_per_token(
-    model: Transformer, batch: int, short: int, long: int, fuse: bool = True
+    model: Transformer,
+    batch: int,
+    short: int,
+    long: int,
+    fuse: bool = True,
+    transposed: bool = False,
 ) -> tuple[float, float]:
     """Wall and host-CPU (all threads) seconds a token: slopes between ``short`` and ``long``
     new tokens. CPU time near the wall time means the host, launching kernels, sets the pace."""
     prompt = np.tile(np.arange(1, 17, dtype=np.int32), (batch, 1))
     # split once: the per-layer copies are hundreds of small host-dispatched operations, whose
     # time varies by tens of milliseconds a call
-    prepared = prepare_decoding(model, fuse)
+    prepared = prepare_decoding(model, fuse, transposed)
     times = {}
     for n in (short, long):
         run = partial(generate, prepared, prompt, n, compute_dtype=jnp.bfloat16)
@@ -116,9 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: on (q|k|v and gate|up one matmul each, as generate does), off",
     )
     ap.add_argument("--variants", default="bf16,2bit,1.6bit", help="comma-separated weights")
+    ap.add_argument(
+        "--transposed",
+        default="auto",
+        help="comma-separated among auto, on, off: packed linears also hold their bytes "
+        "transposed (the Mosaic kernel's operand); auto: as generate decides for the batch",
+    )
     args = ap.parse_args(argv)
     short, long = (int(v) for v in args.tokens.split(","))
     fuses = [{"on": True, "off": False}[v] for v in args.fuse.split(",")]
+    modes = args.transposed.split(",")
+    if not set(modes) <= {"auto", "on", "off"}:
+        ap.error(f"--transposed {args.transposed}: expected auto, on or off, comma-separated")
     dev = jax.devices()[0]
     print(f"device {dev.device_kind}, jax {jax.__version__}", flush=True)
     config, variants = build_variants(
@@ -126,18 +143,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{config.name} shapes, {config.n_layers} layers", flush=True)
     print(
-        f"{'weights':8s} {'fused':>5s} {'batch':>5s} {'ms/token':>9s} {'tokens/s':>9s} "
+        f"{'weights':8s} {'fused':>5s} {'T':>3s} {'batch':>5s} {'ms/token':>9s} {'tokens/s':>9s} "
         f"{'speedup':>8s} {'MB/token':>9s} {'GB/s':>7s} {'host ms':>8s}"
     )
     for batch in (int(v) for v in args.batch.split(",")):
         base = None  # the first row of the batch: bf16, fused as listed first
         for fuse in fuses:
-            for name, model in variants.items():
-                t, cpu = seconds_per_token(model, batch, short, long, fuse)
+            runs = [
+                (name, model, mode in ("on", "auto") and name != "bf16")
+                for mode in modes
+                for name, model in variants.items()
+                if mode != "auto" or name == "bf16" or wants_transposed_packed(batch)
+            ]
+            for name, model, transposed in dict.fromkeys(runs):
+                t, cpu = seconds_per_token(model, batch, short, long, fuse, transposed)
                 base = base or t
                 mb = _weight_bytes(model) / 1e6
                 print(
-                    f"{name:8s} {'yes' if fuse else 'no':>5s} {batch:5d} {t * 1e3:9.3f} "
+                    f"{name:8s} {'yes' if fuse else 'no':>5s} {'yes' if transposed else 'no':>3s} "
+                    f"{batch:5d} {t * 1e3:9.3f} "
                     f"{batch / t:9.1f} {base / t:8.2f} {mb:9.1f} {mb / 1e3 / t:7.0f} "
                     f"{cpu * 1e3:8.3f}",
                     flush=True,

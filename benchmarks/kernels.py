@@ -8,6 +8,10 @@ milliseconds and the host's dispatch cost hides behind device work; the median o
 of the time per matmul is reported.
 
 ``--check`` first compares every kernel variant on the GPU with a float64 numpy result.
+``--mosaic`` (Hopper GPUs) also times the Mosaic GPU kernel (``kernels_pallas/mosaic_matmul.py``,
+on the packed matrix transposed, made before timing) at every M up to 256: its default tiling,
+and with ``--tune`` the alternatives of ``mosaic_candidates``; a second table compares it with
+the Triton kernels.
 ``--byte-matched`` also times the bf16 dot on a matrix of the packed layout's bytes, the
 speedup a kernel that reads its bytes as well as cuBLAS would reach (column ``ceil``).
 ``--tune`` times a few block configurations per point, of the MMA kernel and (M <= 8) of the
@@ -41,6 +45,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kernels_pallas import layouts  # noqa: E402
+from kernels_pallas.mosaic_matmul import (  # noqa: E402
+    MosaicConfig,
+    default_mosaic_config,
+    is_hopper,
+    mosaic_ternary_matmul,
+    preferred_mosaic_config,
+)
 from kernels_pallas.triton_gemv import MAX_GEMV_M  # noqa: E402
 from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
@@ -222,6 +233,50 @@ def candidates(layout: str, m: int, k: int, n: int, tune: bool) -> list[BlockCon
     return list(dict.fromkeys(out))
 
 
+MOSAIC_ALTERNATIVES = (
+    MosaicConfig(128, 64, 0, 3, 1),
+    MosaicConfig(128, 64, 0, 2, 1),
+    MosaicConfig(128, 64, 0, 4, 2),
+    MosaicConfig(64, 64, 0, 4, 1),
+    MosaicConfig(256, 32, 0, 4, 2),
+)
+"""Tilings ``--mosaic --tune`` times beside the default (split_k 0: :func:`fit_mosaic` picks)."""
+
+
+def fit_mosaic(
+    cfg: MosaicConfig, layout: str, k: int, n: int, ctas: int = 264
+) -> MosaicConfig | None:
+    """``cfg`` made to tile ``[K, N]``: block_k halved until it divides R, split_k lowered until
+    it divides the steps (0: the smallest split giving ``ctas`` CTAs with at least 4 steps
+    each); None if tile_n does not divide N."""
+    rows = layouts.rows_per_plane(k, layout)
+    bk = cfg.block_k
+    while bk > 32 and rows % bk:
+        bk //= 2
+    if n % cfg.tile_n or rows % bk:
+        return None
+    steps = rows // bk
+    divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+    if cfg.split_k == 0:
+        allowed = [d for d in divisors if steps // d >= 4] or [1]
+        tiles = n // cfg.tile_n
+        split = next((d for d in allowed if d * tiles >= ctas), allowed[-1])
+    else:
+        split = max(d for d in divisors if d <= cfg.split_k)
+    return cfg.replace(block_k=bk, split_k=split)
+
+
+def mosaic_candidates(layout: str, m: int, k: int, n: int, tune: bool) -> list[MosaicConfig]:
+    """The device's choice (its table's tiling, else the rules'), then (``tune``)
+    :data:`MOSAIC_ALTERNATIVES` fitted to the shape."""
+    device = jax.devices()[0]
+    chosen = preferred_mosaic_config(layout, m, k, n, device)
+    configs = [chosen or default_mosaic_config(layout, m, k, n, num_sms(device))]
+    if tune:
+        configs += [c for c in (fit_mosaic(a, layout, k, n) for a in MOSAIC_ALTERNATIVES) if c]
+    return list(dict.fromkeys(configs))
+
+
 def read_listed(path: Path) -> list[dict]:
     """The ``--configs`` file: a JSON list of objects whose keys are BlockConfig fields (plus
     ``"from_current"``); exits with a message naming the file and the bad entry otherwise."""
@@ -333,6 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also time the bf16 dot on a [K, N'] matrix of the packed layout's bytes (N' = "
         "packed bytes / 2K): the speedup a kernel reading its bytes as fast as cuBLAS would get",
     )
+    ap.add_argument(
+        "--mosaic",
+        action="store_true",
+        help="also time the Mosaic GPU kernel (Hopper; M <= 256) on the transposed packed bytes",
+    )
     ap.add_argument("--budget-seconds", type=float, default=1e9, help="stop tuning after this")
     ap.add_argument(
         "--warm-up-seconds",
@@ -341,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the GPU busy this long before the first timing (clocks settle)",
     )
     args = ap.parse_args(argv)
+    if args.mosaic and not is_hopper(jax.devices()[0]):
+        ap.error(f"--mosaic needs a Hopper GPU (compute capability 9.x), not {jax.devices()[0]}")
     for layout in args.layouts.split(","):
         if layout not in layouts.LAYOUTS:
             ap.error(f"--layouts: unknown layout {layout!r}; expected some of {layouts.LAYOUTS}")
@@ -497,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"{key_l}_config"] = cfg.__dict__
                 row[f"{key_l}_bytes_per_s"] = moved / t
                 row[f"{key_l}_speedup"] = row["bf16_s"] / t
+                if args.mosaic and m <= 256:
+                    _time_mosaic(row, key_l, layout, x_list, w_sets, args.reps, args.tune)
                 del w_sets
                 if args.byte_matched:
                     row[f"{key_l}_matched_s"] = _byte_matched_time(
@@ -516,9 +580,65 @@ def main(argv: list[str] | None = None) -> int:
     result["rows"].sort(key=lambda r: (order[(r["k"], r["n"])], r["m"]))
     for row in result["rows"]:
         print(_fmt_row(row, bw))
+    if args.mosaic:
+        print()
+        print(_MOSAIC_HEADER)
+        for row in result["rows"]:
+            if "2bit_mosaic_s" in row or "1p6bit_mosaic_s" in row:
+                print(_fmt_mosaic_row(row))
     print(f"total {time.time() - t_start:.0f} s")
     dump()
     return 0
+
+
+def _time_mosaic(row: dict, key_l: str, layout: str, x_list, w_sets, reps: int, tune: bool):
+    """Best Mosaic time of the point into ``row`` (``<layout>_mosaic_s``, its config, and every
+    configuration tried)."""
+    m, k = x_list[0].shape
+    n = w_sets[0].shape[1]
+    w_t = [w.T.copy() for w in w_sets]
+    tried, best = [], None
+    for cfg in mosaic_candidates(layout, m, k, n, tune):
+        try:
+            t = _time_per_call(
+                lambda x, w, cfg=cfg: mosaic_ternary_matmul(x, w, jnp.float32(0.5), layout, cfg),
+                x_list,
+                w_t,
+                reps,
+            )
+        except Exception as e:  # a tiling that does not fit (shared memory) is reported
+            tried.append(dict(config=cfg.__dict__, error=f"{type(e).__name__}: {e}"[:300]))
+            continue
+        tried.append(dict(config=cfg.__dict__, seconds=t))
+        print(f"  mosaic {layout} M={m} {k}x{n} {t * 1e6:8.1f} us {cfg}", flush=True)
+        if best is None or t < best[0]:
+            best = (t, cfg)
+    row[f"{key_l}_mosaic_tried"] = tried
+    if best is not None:
+        row[f"{key_l}_mosaic_s"] = best[0]
+        row[f"{key_l}_mosaic_config"] = best[1].__dict__
+    del w_t
+
+
+_MOSAIC_HEADER = (
+    f"{'shape':>12s} {'M':>4s} | {'bf16 us':>8s} | {'2bit us':>8s} {'x':>5s} {'mosaic':>8s} "
+    f"{'x':>5s} | {'1.6b us':>8s} {'x':>5s} {'mosaic':>8s} {'x':>5s}"
+)
+
+
+def _fmt_mosaic_row(row: dict) -> str:
+    """bf16, the Triton kernels' time and speedup, the Mosaic kernel's time and speedup."""
+    parts = []
+    for name in ("2bit", "1p6bit"):
+        cells = []
+        for key in (f"{name}_s", f"{name}_mosaic_s"):
+            t = row.get(key)
+            cells.append(
+                f"{'-':>8s} {'':>5s}" if t is None else f"{t * 1e6:8.1f} {row['bf16_s'] / t:5.2f}"
+            )
+        parts.append(" ".join(cells))
+    shape = f"{row['k']}x{row['n']}"
+    return f"{shape:>12s} {row['m']:4d} | {row['bf16_s'] * 1e6:8.1f} | {parts[0]} | {parts[1]}"
 
 
 _HEADER = (
