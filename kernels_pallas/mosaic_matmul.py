@@ -297,6 +297,16 @@ def mosaic_ternary_matmul(
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
     layouts.check_layout(layout)
+    if x.ndim != 2 or packed_t.ndim != 2:
+        raise ValueError(
+            f"mosaic_ternary_matmul: x [M, K] and packed_t [N, R] must be 2-D, got shapes "
+            f"{x.shape} and {packed_t.shape}"
+        )
+    if x.dtype != jnp.bfloat16 or packed_t.dtype != jnp.uint8:
+        raise ValueError(
+            f"mosaic_ternary_matmul: x must be bfloat16 and packed_t uint8, got {x.dtype} and "
+            f"{packed_t.dtype}"
+        )
     m, k = x.shape
     n, rows = packed_t.shape
     if (rows, n) != layouts.packed_shape(k, n, layout):

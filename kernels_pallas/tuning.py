@@ -36,19 +36,44 @@ def table_path(device_kind: str, directory: Path = TUNED_DIR) -> Path:
     return directory / (device_kind.strip().lower().replace(" ", "-") + ".json")
 
 
-@functools.cache
-def _load(path: Path) -> dict[tuple[str, int, int], list[tuple[int, BlockConfig]]]:
-    if not path.is_file():
-        return {}
-    table: dict[tuple[str, int, int], list[tuple[int, BlockConfig]]] = {}
-    fields = {f.name for f in dataclasses.fields(BlockConfig)}
-    for entry in json.loads(path.read_text())["entries"]:
-        config = BlockConfig(**{k: v for k, v in entry["config"].items() if k in fields})
-        key = (entry["layout"], int(entry["k"]), int(entry["n"]))
-        table.setdefault(key, []).append((int(entry["m"]), config))
+Table = dict[tuple[str, int, int], list[tuple[int, object]]]
+"""(layout, K, N) -> [(measured M, value)] sorted by M."""
+
+
+def _by_shape(path: Path, value) -> Table:
+    """The table at ``path`` grouped by shape: ``value(entry)`` for each entry, or the entry
+    left out where it returns ``_ABSENT``."""
+    table: Table = {}
+    entries = json.loads(path.read_text())["entries"] if path.is_file() else []
+    for entry in entries:
+        v = value(entry)
+        if v is not _ABSENT:
+            key = (entry["layout"], int(entry["k"]), int(entry["n"]))
+            table.setdefault(key, []).append((int(entry["m"]), v))
     for rows in table.values():
         rows.sort(key=lambda row: row[0])
     return table
+
+
+_ABSENT = object()
+_BLOCK_FIELDS = {f.name for f in dataclasses.fields(BlockConfig)}
+
+
+@functools.cache
+def _load(path: Path) -> Table:
+    return _by_shape(
+        path, lambda e: BlockConfig(**{k: v for k, v in e["config"].items() if k in _BLOCK_FIELDS})
+    )
+
+
+@functools.cache
+def _load_mosaic(path: Path) -> Table:
+    def value(entry: dict):
+        if "mosaic" not in entry:
+            return _ABSENT
+        return MosaicConfig(**entry["mosaic"]) if entry["mosaic"] else None
+
+    return _by_shape(path, value)
 
 
 def tuned_config(
@@ -60,22 +85,6 @@ def tuned_config(
         if measured_m >= m and (m > 16) == (measured_m > 16):
             return config
     return None
-
-
-@functools.cache
-def _load_mosaic(path: Path) -> dict[tuple[str, int, int], list[tuple[int, MosaicConfig | None]]]:
-    if not path.is_file():
-        return {}
-    table: dict[tuple[str, int, int], list[tuple[int, MosaicConfig | None]]] = {}
-    for entry in json.loads(path.read_text())["entries"]:
-        if "mosaic" not in entry:
-            continue
-        config = MosaicConfig(**entry["mosaic"]) if entry["mosaic"] else None
-        key = (entry["layout"], int(entry["k"]), int(entry["n"]))
-        table.setdefault(key, []).append((int(entry["m"]), config))
-    for rows in table.values():
-        rows.sort(key=lambda row: row[0])
-    return table
 
 
 def tuned_mosaic_config(

@@ -188,6 +188,8 @@ def test_kernel_rejects_what_it_cannot_tile() -> None:
         mosaic_ternary_matmul(x, w, jnp.float32(1), "2bit", MosaicConfig(192, 64, 1, 2))
     with pytest.raises(ValueError, match="does not fit"):
         mosaic_ternary_matmul(x, w.T, jnp.float32(1), "2bit", MosaicConfig())
+    with pytest.raises(ValueError, match="bfloat16"):
+        mosaic_ternary_matmul(x.astype(jnp.float32), w, 1.0, "2bit", MosaicConfig(64, 64, 1, 2))
     with pytest.raises(ValueError, match="M=300"):
         mosaic_ternary_matmul(
             jnp.zeros((300, 1024), jnp.bfloat16), w, 1.0, "2bit", MosaicConfig(64, 64, 1, 2)
