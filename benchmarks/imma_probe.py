@@ -48,6 +48,7 @@ from kernels_pallas.triton_dp2a import MAGIC, MAGIC_BITS, WEIGHT_PLANES  # noqa:
 from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
     preferred_config,
+    split_steps,
     ternary_matmul_pallas,
     write_tile,
     x_tile_loader,
@@ -223,8 +224,7 @@ def imma_matmul(
     if interpret:
         cfg = cfg.replace(decode="jnp")
     total_steps = rows // cfg.block_k
-    steps_per_split = math.ceil(total_steps / cfg.split_k)
-    split = math.ceil(total_steps / steps_per_split)
+    split, steps_per_split = split_steps(total_steps, cfg.split_k)
     kernel = functools.partial(
         imma_kernel,
         layout=layout,

@@ -48,6 +48,7 @@ from kernels_pallas import layouts  # noqa: E402
 from kernels_pallas.mosaic_matmul import (  # noqa: E402
     MosaicConfig,
     default_mosaic_config,
+    even_split,
     is_hopper,
     mosaic_ternary_matmul,
     preferred_mosaic_config,
@@ -247,8 +248,8 @@ def fit_mosaic(
     cfg: MosaicConfig, layout: str, k: int, n: int, ctas: int = 264
 ) -> MosaicConfig | None:
     """``cfg`` made to tile ``[K, N]``: block_k halved until it divides R, split_k lowered until
-    it divides the steps (0: the smallest split giving ``ctas`` CTAs with at least 4 steps
-    each); None if tile_n does not divide N."""
+    it divides the steps (0: :func:`~kernels_pallas.mosaic_matmul.even_split` for ``ctas``
+    CTAs); None if tile_n does not divide N."""
     rows = layouts.rows_per_plane(k, layout)
     bk = cfg.block_k
     while bk > 32 and rows % bk:
@@ -256,13 +257,10 @@ def fit_mosaic(
     if n % cfg.tile_n or rows % bk:
         return None
     steps = rows // bk
-    divisors = [d for d in range(1, steps + 1) if steps % d == 0]
     if cfg.split_k == 0:
-        allowed = [d for d in divisors if steps // d >= 4] or [1]
-        tiles = n // cfg.tile_n
-        split = next((d for d in allowed if d * tiles >= ctas), allowed[-1])
+        split = even_split(steps, n // cfg.tile_n, ctas)
     else:
-        split = max(d for d in divisors if d <= cfg.split_k)
+        split = max(d for d in range(1, cfg.split_k + 1) if steps % d == 0)
     return cfg.replace(block_k=bk, split_k=split)
 
 

@@ -28,10 +28,6 @@ from kernels_pallas import layouts, ternary_matmul  # noqa: E402
 from kernels_pallas.mosaic_matmul import MosaicConfig, mosaic_ternary_matmul  # noqa: E402
 
 
-def fit(cfg: MosaicConfig, k: int, n: int, layout: str) -> MosaicConfig | None:
-    return fit_mosaic(cfg, layout, k, n)
-
-
 def check(layout: str) -> float:
     """Worst relative error over a few shapes (ragged M, split-K, per-column-block scales)."""
     rng = np.random.default_rng(0)
@@ -46,7 +42,7 @@ def check(layout: str) -> float:
         (64, 1024, 256, MosaicConfig(128, 32, 2, 3, 2), ()),
     ]
     for m, k, n, cfg, scale_shape in cases:
-        cfg = fit(cfg, k, n, layout)
+        cfg = fit_mosaic(cfg, layout, k, n)
         trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
         packed = layouts.pack(trits, layout)
         scale = rng.uniform(0.5, 2.0, scale_shape or ()).astype(np.float32)
@@ -116,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 row.append(f"shipped {t * 1e6:.1f}")
                 wts = [w.T.copy() for w in ws]
                 for cfg in parse_configs(args.configs):
-                    c = fit(cfg, k, n, layout)
+                    c = fit_mosaic(cfg, layout, k, n)
                     if c is None:
                         continue
 

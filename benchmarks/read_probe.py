@@ -42,6 +42,7 @@ from benchmarks.kernels import (  # noqa: E402
 from kernels_pallas.triton_matmul import (  # noqa: E402
     num_sms,
     preferred_config,
+    split_steps,
     ternary_matmul_pallas,
 )
 
@@ -142,9 +143,9 @@ def read_sum(w32: jax.Array, tile: Tile, sms: int) -> tuple[jax.Array, int]:
     bnw = bn_bytes // 4
     tiles = nw // bnw
     total_steps = rows // bk
-    split = max(1, min(total_steps, math.ceil(per_sm * sms / tiles)))
-    steps_per_split = math.ceil(total_steps / split)
-    split = math.ceil(total_steps / steps_per_split)
+    split, steps_per_split = split_steps(
+        total_steps, max(1, min(total_steps, math.ceil(per_sm * sms / tiles)))
+    )
     kernel = functools.partial(
         _read_kernel,
         bk=bk,

@@ -124,20 +124,25 @@ def preferred_mosaic_config(
     return default_mosaic_config(layout, m, k, n, num_sms(device))
 
 
+def even_split(steps: int, tiles: int, ctas: int) -> int:
+    """Split-K for ``tiles`` output tiles over ``steps`` pipeline steps: a divisor of the steps
+    (the kernel has no ragged split), the smallest giving ``ctas`` CTAs among those that keep
+    ``MIN_STEPS_PER_SPLIT`` steps a CTA, else the largest of those."""
+    divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+    allowed = [d for d in divisors if steps // d >= MIN_STEPS_PER_SPLIT] or [1]
+    return next((d for d in allowed if d * tiles >= ctas), allowed[-1])
+
+
 def default_mosaic_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> MosaicConfig:
     """Tiling rules where no table covers a point (from the H200 sweep in docs/benchmarks.md):
     128 output columns a CTA and 64 packed rows a step (32 where 64 does not divide R);
     2-bit: one warpgroup, 2 stages; 1.6-bit: warp-specialized, 4 stages; above M = 64 one
     warpgroup, 2 stages and 32 rows a step (the x tiles grow with M: shared memory). Split-K
-    divides the steps evenly (the kernel has no ragged split): the smallest split giving two
-    CTAs an SM that keeps ``MIN_STEPS_PER_SPLIT`` steps a CTA, else the largest that does."""
+    aims at two CTAs an SM (:func:`even_split`)."""
     rows = layouts.rows_per_plane(k, layout)
     tile_n = 128 if n % 128 == 0 else 64
     block_k = 64 if rows % 64 == 0 and m <= 64 else 32
-    steps = rows // block_k
-    splits = [d for d in range(1, steps + 1) if steps % d == 0]
-    allowed = [d for d in splits if steps // d >= MIN_STEPS_PER_SPLIT] or [1]
-    split = next((d for d in allowed if d * (n // tile_n) >= 2 * num_sms), allowed[-1])
+    split = even_split(rows // block_k, n // tile_n, 2 * num_sms)
     if layout == "2bit" or m > 64:
         return MosaicConfig(tile_n, block_k, split, stages=2, compute_wgs=1)
     return MosaicConfig(tile_n, block_k, split, stages=4, compute_wgs=2)
@@ -172,11 +177,9 @@ def mosaic_operands(
 def finish(partials: jax.Array, offset: jax.Array, scale: jax.Array, m: int, dtype) -> jax.Array:
     """``[split, N, m_pad]`` float32 partial sums of ``x' v`` to ``x @ (scale * T)`` ``[M, N]``:
     sum the splits, drop the padding rows, transpose, add the offset, scale, cast."""
-    n = partials.shape[1]
-    if layouts.check_scale_shape(jnp.shape(scale), n) > 1:
-        s = layouts.scale_per_column(scale, n)[None, :]
-    else:
-        s = jnp.asarray(scale, jnp.float32).reshape(())
+    from kernels_pallas.triton_matmul import scale_operand
+
+    s, _ = scale_operand(scale, partials.shape[1])
     out = partials.sum(axis=0)[:, :m].T + offset[:, None]
     return (out * s).astype(dtype)
 
@@ -340,92 +343,76 @@ def mosaic_ternary_matmul(
         (m_pad, bk), lambda s: (0, s), transforms=_swizzle_transforms(2 * bk, 2)
     )
 
-    def kernel(x_gmem, w_gmem, o_gmem, o_smem):
-        n_i, s_i = lax.axis_index("n"), lax.axis_index("s")
-        r0 = s_i * per_split * bk
+    def operands(x_gmem, w_gmem):
+        """The CTA's packed columns and K-range, and x's columns of each plane there."""
+        r0 = lax.axis_index("s") * per_split * bk
         width = per_split * bk
+        cols = pl.ds(lax.axis_index("n") * tile_n, tile_n)
+        w = w_gmem.at[cols, pl.ds(r0, width)]
+        return w, *[x_gmem.at[:, pl.ds(j * rows + r0, width)] for j in range(planes)]
 
-        def acc_scope(acc_ref):
-            def body(_, w_smem, *x_smems):
-                w8 = plgpu.load(w_smem, (), layout=plgpu.Layout.WGMMA_8BIT)
-                for j, wj in enumerate(decode(w8)):
-                    plgpu.wgmma(acc_ref, wj, x_smems[j].T)
-                plgpu.wgmma_wait(0)
+    def mma_step(w_smem, x_smems, acc_ref):
+        """One step of a compute warpgroup: decode its packed rows, one wgmma a plane, wait."""
+        w8 = plgpu.load(w_smem, (), layout=plgpu.Layout.WGMMA_8BIT)
+        for j, wj in enumerate(decode(w8)):
+            plgpu.wgmma(acc_ref, wj, x_smems[j].T)
+        plgpu.wgmma_wait(0)
 
-            plgpu.emit_pipeline(
-                body,
-                grid=(per_split,),
-                in_specs=[w_spec] + [x_spec] * planes,
-                max_concurrent_steps=cfg.stages,
-            )(
-                w_gmem.at[pl.ds(n_i * tile_n, tile_n), pl.ds(r0, width)],
-                *[x_gmem.at[:, pl.ds(j * rows + r0, width)] for j in range(planes)],
-            )
-            o_smem[...] = acc_ref[...]
-
-        pl.run_scoped(acc_scope, plgpu.ACC((tile_n, m_pad), jnp.float32))
+    def store(acc_ref, o_smem, o_gmem, wg):
+        """A warpgroup's accumulator to its columns of the CTA's split-K partial sums."""
+        o_smem[...] = acc_ref[...]
         plgpu.commit_smem()
-        plgpu.copy_smem_to_gmem(o_smem, o_gmem.at[s_i, pl.ds(n_i * tile_n, tile_n)])
+        n0 = lax.axis_index("n") * tile_n + wg * tile_wg
+        plgpu.copy_smem_to_gmem(o_smem, o_gmem.at[lax.axis_index("s"), pl.ds(n0, tile_wg)])
         plgpu.wait_smem_to_gmem(0)
 
+    in_specs = [w_spec] + [x_spec] * planes
+
+    def kernel(x_gmem, w_gmem, o_gmem, o_smem):
+        def acc_scope(acc_ref):
+            def body(_, w_smem, *x_smems):
+                mma_step(w_smem, x_smems, acc_ref)
+
+            plgpu.emit_pipeline(
+                body, grid=(per_split,), in_specs=in_specs, max_concurrent_steps=cfg.stages
+            )(*operands(x_gmem, w_gmem))
+            store(acc_ref, o_smem.at[0], o_gmem, 0)
+
+        pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, m_pad), jnp.float32))
+
     def kernel_ws(x_gmem, w_gmem, o_gmem, o_smem):
-        n_i, s_i = lax.axis_index("n"), lax.axis_index("s")
         wg = lax.axis_index("wg")
-        r0 = s_i * per_split * bk
-        width = per_split * bk
 
         def compute_context(eval_pipeline):
             def acc_scope(acc_ref):
                 eval_pipeline(acc_ref)
-                o_smem[wg] = acc_ref[...]
-                plgpu.commit_smem()
-                plgpu.copy_smem_to_gmem(
-                    o_smem.at[wg], o_gmem.at[s_i, pl.ds(n_i * tile_n + wg * tile_wg, tile_wg)]
-                )
-                plgpu.wait_smem_to_gmem(0)
+                store(acc_ref, o_smem.at[wg], o_gmem, wg)
 
             pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, m_pad), jnp.float32))
 
         def body(_, w_smem, *rest):
             *x_smems, acc_ref = rest
-            w8 = plgpu.load(
-                w_smem.at[pl.ds(wg * tile_wg, tile_wg)], (), layout=plgpu.Layout.WGMMA_8BIT
-            )
-            for j, wj in enumerate(decode(w8)):
-                plgpu.wgmma(acc_ref, wj, x_smems[j].T)
-            plgpu.wgmma_wait(0)
+            mma_step(w_smem.at[pl.ds(wg * tile_wg, tile_wg)], x_smems, acc_ref)
             return acc_ref
 
         plgpu.emit_pipeline_warp_specialized(
             body,
             grid=(per_split,),
             memory_registers=40,
-            in_specs=[w_spec] + [x_spec] * planes,
+            in_specs=in_specs,
             wg_axis="wg",
             num_compute_wgs=wgs,
             max_concurrent_steps=cfg.stages,
             compute_context=compute_context,
-        )(
-            w_gmem.at[pl.ds(n_i * tile_n, tile_n), pl.ds(r0, width)],
-            *[x_gmem.at[:, pl.ds(j * rows + r0, width)] for j in range(planes)],
-        )
+        )(*operands(x_gmem, w_gmem))
 
-    if wgs > 1:
-        partials = plgpu.kernel(
-            kernel_ws,
-            out_type=jax.ShapeDtypeStruct((split, n, m_pad), jnp.float32),
-            grid=(n // tile_n, split),
-            grid_names=("n", "s"),
-            num_threads=wgs + 1,
-            thread_name="wg",
-            scratch_types=[plgpu.SMEM((wgs, tile_wg, m_pad), jnp.float32)],
-        )(xk, packed_t)
-        return finish(partials, offset, scale, m, x.dtype)
+    threads = dict(num_threads=wgs + 1, thread_name="wg") if wgs > 1 else {}
     partials = plgpu.kernel(
-        kernel,
+        kernel_ws if wgs > 1 else kernel,
         out_type=jax.ShapeDtypeStruct((split, n, m_pad), jnp.float32),
         grid=(n // tile_n, split),
         grid_names=("n", "s"),
-        scratch_types=[plgpu.SMEM((tile_n, m_pad), jnp.float32)],
+        scratch_types=[plgpu.SMEM((wgs, tile_wg, m_pad), jnp.float32)],
+        **threads,
     )(xk, packed_t)
     return finish(partials, offset, scale, m, x.dtype)

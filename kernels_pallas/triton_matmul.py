@@ -110,6 +110,22 @@ def split_k_for(
     return max(1, min(steps // 2, math.ceil(programs_per_sm * num_sms / tiles)))
 
 
+def split_steps(total_steps: int, split_k: int) -> tuple[int, int]:
+    """``(split, steps_per_split)`` for ``split_k`` programs over ``total_steps`` loop steps:
+    ``ceil`` steps each, and ``split`` lowered so that no program is left without work."""
+    steps_per_split = math.ceil(total_steps / split_k)
+    return math.ceil(total_steps / steps_per_split), steps_per_split
+
+
+def scale_operand(scale: jax.Array, n: int) -> tuple[jax.Array, bool]:
+    """The float32 gamma as a kernel or an epilogue multiplies it: ``[1, N]`` (one a column,
+    from a per-column-block scale) or ``[1, 1]``, and whether it is per column."""
+    scale_columns = layouts.check_scale_shape(jnp.shape(scale), n) > 1
+    if scale_columns:
+        return layouts.scale_per_column(scale, n)[None, :], True
+    return jnp.asarray(scale, jnp.float32).reshape(1, 1), False
+
+
 def default_config(
     layout: str, m: int, k: int, n: int, num_sms: int = DEFAULT_NUM_SMS
 ) -> BlockConfig:
@@ -490,16 +506,9 @@ def ternary_matmul_pallas(
     if cfg.gemv:
         cfg = cfg.replace(raw_codes=False)
     _check_config(cfg, m, n, rows)
-    groups = layouts.check_scale_shape(jnp.shape(scale), n)
-    scale_columns = groups > 1
-    s2d = (
-        layouts.scale_per_column(scale, n)[None, :]
-        if scale_columns
-        else jnp.asarray(scale, jnp.float32).reshape(1, 1)
-    )
+    s2d, scale_columns = scale_operand(scale, n)
     total_steps = rows // cfg.block_k
-    steps_per_split = math.ceil(total_steps / cfg.split_k)
-    split = math.ceil(total_steps / steps_per_split)  # no program without work
+    split, steps_per_split = split_steps(total_steps, cfg.split_k)
     cfg = cfg.replace(split_k=split)
     if cfg.gemv:
         kernel, grid = (dp2a_kernel if cfg.x_int16 else gemv_kernel)(
@@ -545,8 +554,9 @@ def ternary_matmul_pallas(
         compiler_params=plgpu.CompilerParams(num_warps=cfg.num_warps, num_stages=cfg.num_stages),
         interpret=interpret,
     )(x, packed, s2d)
+    if not partials:
+        return out
+    out = out.sum(axis=0)
     if cfg.raw_codes:
-        return ((out.sum(axis=0) + offset[:, None]) * s2d).astype(out_dtype)
-    if partials:
-        out = (out.sum(axis=0) * s2d).astype(out_dtype)
-    return out
+        out = out + offset[:, None]
+    return (out * s2d).astype(out_dtype)
