@@ -12,6 +12,7 @@ Imports only jax, numpy and the project.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,8 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kernels import _n_sets, _random_packed, _time_per_call, fit_mosaic  # noqa: E402
 
-from kernels_pallas import layouts, ternary_matmul  # noqa: E402
-from kernels_pallas.mosaic_matmul import MosaicConfig, mosaic_ternary_matmul  # noqa: E402
+from kernels_pallas import (  # noqa: E402
+    layouts,
+    mosaic_matmul,
+    ternary_matmul,
+)
+from kernels_pallas.mosaic_matmul import (  # noqa: E402
+    MosaicConfig,
+    default_mosaic_config,
+    fragment_k_order,
+    mosaic_ternary_matmul,
+    preferred_mosaic_config,
+)
+from kernels_pallas.triton_matmul import num_sms, raw_code_operands  # noqa: E402
 
 
 def check(layout: str) -> float:
@@ -40,6 +52,10 @@ def check(layout: str) -> float:
         (200, 1024, 128, MosaicConfig(64, 32, 1, 2), ()),
         (13, 2048, 512, MosaicConfig(256, 64, 2, 2, 2), (8,)),
         (64, 1024, 256, MosaicConfig(128, 32, 2, 3, 2), ()),
+        (13, 2048, 512, MosaicConfig(128, 64, 2, 3, in_flight=1), (4,)),
+        (64, 1024, 256, MosaicConfig(128, 32, 2, 3, 2, in_flight=1), ()),
+        (100, 768, 512, MosaicConfig(64, 32, 3, 2, in_flight=2), (2,)),
+        (120, 1024, 128, MosaicConfig(128, 32, 1, 3, 2, in_flight=3), ()),
     ]
     for m, k, n, cfg, scale_shape in cases:
         cfg = fit_mosaic(cfg, layout, k, n)
@@ -63,11 +79,55 @@ CONFIGS = (
     "128/64/2/3/1,128/64/0/2/1,64/32/0/3/1,64/64/4/4/1,"
     "256/64/0/2/2,128/64/0/4/2,256/32/0/4/2,128/32/0/4/2"
 )
-"""tile_n/block_k/split_k/stages/compute_wgs, comma-separated (split_k 0: enough CTAs)."""
+"""tile_n/block_k/split_k/stages/compute_wgs[/in_flight], comma-separated (split_k 0: enough
+CTAs); ``shipped``: the configuration ``ternary_matmul`` would take at the point (table or
+rules)."""
 
 
-def parse_configs(text: str) -> list[MosaicConfig]:
-    return [MosaicConfig(*(int(v) for v in item.split("/"))) for item in text.split(",")]
+def parse_configs(text: str) -> list[MosaicConfig | None]:
+    """The ``--configs`` list; None stands for ``shipped``."""
+    return [
+        None if item == "shipped" else MosaicConfig(*(int(v) for v in item.split("/")))
+        for item in text.split(",")
+    ]
+
+
+shipped_operands = mosaic_matmul.mosaic_operands
+
+
+def gather_operands(x, layout: str, rows: int, m_pad: int):
+    """x's preparation as it was before 2026-12-02 (fragment_k_order as an index array, then
+    the row padding), for ``--prep``: the same values as ``mosaic_operands``."""
+    m = x.shape[0]
+    x_scaled, offset = raw_code_operands(x, layout, rows)
+    x_perm = x_scaled[:, fragment_k_order(x_scaled.shape[1])]
+    return jnp.pad(x_perm, ((0, m_pad - m), (0, 0))), offset
+
+
+def point_configs(
+    listed: list[MosaicConfig | None],
+    in_flight: list[int],
+    layout: str,
+    m: int,
+    k: int,
+    n: int,
+) -> list[MosaicConfig]:
+    """The listed configurations fitted to the point (``shipped`` resolved), each at every
+    ``in_flight`` value (``--in-flight``; none: as listed), duplicates and those with in_flight
+    on one stage dropped."""
+    device = jax.devices()[0]
+    out = []
+    for cfg in listed:
+        if cfg is None:
+            cfg = preferred_mosaic_config(layout, m, k, n, device) or default_mosaic_config(
+                layout, m, k, n, num_sms(device)
+            )
+        c = fit_mosaic(cfg, layout, k, n)
+        if c is None:
+            continue
+        variants = [c.replace(in_flight=f) for f in in_flight] if in_flight else [c]
+        out += [v for v in variants if not (v.in_flight and v.stages < 2)]
+    return list(dict.fromkeys(out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +137,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layouts", default="2bit,1.6bit")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-check", action="store_true")
-    ap.add_argument("--configs", default=CONFIGS, help="tile_n/block_k/split_k/stages/wgs,...")
+    ap.add_argument(
+        "--configs",
+        default=CONFIGS,
+        help="tile_n/block_k/split_k/stages/wgs[/in_flight],... or shipped",
+    )
+    ap.add_argument(
+        "--in-flight", default="", help="time each configuration at these in_flight values"
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="time the configurations this often")
+    ap.add_argument(
+        "--prep",
+        action="store_true",
+        help="also time each configuration with x prepared by an indexed gather (the K "
+        "permutation as it was before 2026-12-02) instead of the shipped reshape",
+    )
     args = ap.parse_args(argv)
+    in_flight = [int(v) for v in args.in_flight.split(",")] if args.in_flight else []
     print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}", flush=True)
     if not args.no_check:
         for layout in args.layouts.split(","):
@@ -111,20 +186,27 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 row.append(f"shipped {t * 1e6:.1f}")
                 wts = [w.T.copy() for w in ws]
-                for cfg in parse_configs(args.configs):
-                    c = fit_mosaic(cfg, layout, k, n)
-                    if c is None:
-                        continue
+                configs = point_configs(parse_configs(args.configs), in_flight, layout, m, k, n)
+                for c in configs * args.rounds:
 
                     def call(x, w, c=c, layout=layout):
                         return mosaic_ternary_matmul(x, w, jnp.float32(0.5), layout, c)
 
-                    name = f"{c.tile_n}/{c.block_k}/{c.split_k}/{c.stages}/{c.compute_wgs}"
-                    try:
-                        t = _time_per_call(call, xs, wts, args.reps)
-                        row.append(f"{name} {t * 1e6:.1f}")
-                    except Exception as e:  # noqa: BLE001 - a probe reports and goes on
-                        row.append(f"{name} {type(e).__name__}: {str(e).splitlines()[0][:100]}")
+                    name = "/".join(str(v) for v in dataclasses.astuple(c))
+                    for prep in ("", "gather") if args.prep else ("",):
+                        mosaic_matmul.mosaic_operands = (
+                            gather_operands if prep else shipped_operands
+                        )
+                        jax.clear_caches()  # retrace with this x preparation
+                        label = f"{name} {prep}".strip()
+                        try:
+                            t = _time_per_call(call, xs, wts, args.reps)
+                            row.append(f"{label} {t * 1e6:.1f}")
+                        except Exception as e:  # noqa: BLE001 - a probe reports and goes on
+                            row.append(
+                                f"{label} {type(e).__name__}: {str(e).splitlines()[0][:100]}"
+                            )
+                    mosaic_matmul.mosaic_operands = shipped_operands
                 print(" | ".join(row), flush=True)
                 del wts
     return 0

@@ -5,8 +5,10 @@
 
 Fresh random nonzero weights and activations, made on the host so that the only GPU kernels are
 the matmuls (run with XLA_PYTHON_CLIENT_PREALLOCATE=false: kernel replay then saves and restores
-little memory); ``default_config`` block sizes, as the benchmark table uses. Prints the config
-of each launch so the profiler's report can be matched to it.
+little memory); ``default_config`` block sizes, as the benchmark table uses; ``--mosaic
+128/64/2/2/1`` profiles the Mosaic GPU kernel with that tiling instead (its launch is named
+``kernel_mosaic_gpu_kernel``). Prints the config of each launch so the profiler's report can
+be matched to it.
 Imports only jax, numpy and kernels_pallas (the GPU image has no grain).
 """
 
@@ -24,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kernels_pallas import layouts  # noqa: E402
+from kernels_pallas.mosaic_matmul import MosaicConfig, mosaic_ternary_matmul  # noqa: E402
 from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
     default_config,
@@ -42,13 +45,23 @@ def main(argv: list[str] | None = None) -> int:
         help="profile the CUDA-core kernel (triton_gemv.py) with these block sizes instead",
     )
     ap.add_argument("--config", default=None, help="JSON of BlockConfig fields to profile instead")
+    ap.add_argument(
+        "--mosaic",
+        default=None,
+        metavar="TILE/BK/SPLIT/STAGES/WGS[/IN_FLIGHT/CLUSTER]",
+        help="profile the Mosaic GPU kernel (mosaic_matmul.py, on the packed matrix transposed) "
+        "with this tiling instead",
+    )
+    ap.add_argument("--layouts", default="2bit,1.6bit")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     for shape in args.shapes.split(","):
         k, n = (int(v) for v in shape.split("x"))
-        for layout in ("2bit", "1.6bit"):
+        for layout in args.layouts.split(","):
             trits = rng.integers(-1, 2, (k, n), dtype=np.int8)
-            packed = jax.device_put(layouts.pack(trits, layout))
+            packed_host = layouts.pack(trits, layout)
+            packed = jax.device_put(packed_host)
+            packed_t = jax.device_put(packed_host.T.copy()) if args.mosaic else None
             for m in (int(v) for v in args.ms.split(",")):
                 x = jax.device_put(rng.standard_normal((m, k)).astype(jnp.bfloat16))
                 cfg = default_config(layout, m, k, n)
@@ -59,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 if args.config:
                     cfg = BlockConfig(**json.loads(args.config))
-                out = ternary_matmul_pallas(x, packed, jnp.float32(0.02), layout=layout, config=cfg)
+                if args.mosaic:
+                    cfg = MosaicConfig(*(int(v) for v in args.mosaic.split("/")))
+                    out = mosaic_ternary_matmul(x, packed_t, jnp.float32(0.02), layout, cfg)
+                else:
+                    out = ternary_matmul_pallas(
+                        x, packed, jnp.float32(0.02), layout=layout, config=cfg
+                    )
                 out.block_until_ready()
                 print(f"launch: {layout} K={k} N={n} M={m} {cfg}", flush=True)
     return 0

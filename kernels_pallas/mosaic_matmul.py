@@ -17,6 +17,9 @@ per plane are used, unmoved, as the 16-bit WGMMA layout's registers for K-column
 K within each group of 16 (:func:`fragment_k_order`); x's columns are permuted the same way
 before the kernel, so the sum over K is unchanged and no shuffle is needed.
 
+``MosaicConfig.in_flight`` decodes a step one plane at a time instead, with that many ``wgmma``s
+left running while the next plane decodes (across steps too).
+
 As ``BlockConfig(raw_codes=True)`` of ``triton_matmul.py``, the MMA takes the raw "magic" codes
 ``v`` (2-bit: ``128 + 4**j c``; 1.6-bit: ``128 + d``; one ``lop3`` or ``prmt`` a weight pair
 and plane), with x's plane-j columns pre-scaled by ``a_j`` and one float32 offset a row added
@@ -57,6 +60,12 @@ class MosaicConfig:
       2: warp-specialized (``emit_pipeline_warp_specialized``): a memory warpgroup issues the
       copies and two compute warpgroups take ``tile_n / 2`` columns each, so that one decodes
       while the other's ``wgmma``s run.
+    in_flight: 0: a step decodes all its planes, issues their ``wgmma``s and waits for them;
+      k >= 1: a step decodes one plane at a time and waits after each plane's ``wgmma`` until
+      at most k are in flight, across steps too (x's tiles are released a step late), so
+      that decoding the next plane overlaps the last ones' ``wgmma``s. Fewer than the planes
+      a step (a plane's registers are the same PTX registers in the next step, which would
+      overwrite them under a running ``wgmma``); needs 2 or more stages.
     """
 
     tile_n: int = 128
@@ -64,6 +73,7 @@ class MosaicConfig:
     split_k: int = 1
     stages: int = 3
     compute_wgs: int = 1
+    in_flight: int = 0
 
     def replace(self, **changes: object) -> MosaicConfig:
         return dataclasses.replace(self, **changes)
@@ -148,6 +158,11 @@ def default_mosaic_config(layout: str, m: int, k: int, n: int, num_sms: int = 13
     return MosaicConfig(tile_n, block_k, split, stages=4, compute_wgs=2)
 
 
+def padded_m(m: int) -> int:
+    """x's rows in the kernel (the MMA's N, a multiple of 8)."""
+    return max(8, -(-m // 8) * 8)
+
+
 def fragment_k_order(k: int) -> np.ndarray:
     """``order[p]`` = the K-index whose x column the kernel's MMA takes at position p.
 
@@ -165,13 +180,21 @@ def mosaic_operands(
     x: jax.Array, layout: str, rows: int, m_pad: int
 ) -> tuple[jax.Array, jax.Array]:
     """x for the kernel, ``[m_pad, planes * R]`` bf16 (raw-code scaling, fragment K order,
-    rows past M zero), and the raw codes' float32 offset a row ``[M]``."""
-    from kernels_pallas.triton_matmul import raw_code_operands
+    rows past M zero), and the raw codes' float32 offset a row ``[M]``.
 
-    m = x.shape[0]
-    x_scaled, offset = raw_code_operands(x, layout, rows)
-    x_perm = x_scaled[:, fragment_k_order(x_scaled.shape[1])]
-    return jnp.pad(x_perm, ((0, m_pad - m), (0, 0))), offset
+    The K permutation is a reshape and transpose, not :func:`fragment_k_order` as an index
+    array, which XLA ran as a gather kernel of its own."""
+    from kernels_pallas.triton_matmul import plane_affine
+
+    m, k = x.shape
+    planes = layouts.TRITS_PER_BYTE[layout]
+    a, b = plane_affine(layout)
+    xp = jnp.pad(x, ((0, m_pad - m), (0, planes * rows - k))).reshape(m_pad, planes, rows)
+    offset = jnp.sum(xp[:m].astype(jnp.float32), axis=2) @ jnp.asarray(b, jnp.float32)
+    x_scaled = xp * jnp.asarray(a, jnp.bfloat16)[None, :, None]
+    groups = planes * rows // K_GROUP
+    x_perm = x_scaled.reshape(m_pad, groups, 4, 2, 2).transpose(0, 1, 3, 2, 4)
+    return x_perm.reshape(m_pad, planes * rows), offset
 
 
 def finish(partials: jax.Array, offset: jax.Array, scale: jax.Array, m: int, dtype) -> jax.Array:
@@ -219,6 +242,41 @@ def _decode_asm(layout: str) -> tuple[str, int]:
                     lines.append(f"and.b32 {half}, {half}, 0x00ff00ff;")
     lines.append("}")
     return "\n".join(lines), 2 * planes
+
+
+SPREAD_ASM = "\n".join(
+    [
+        "{",
+        ".reg .b32 z;",
+        "mov.b32 z, 0;",
+        "prmt.b32 $0, $2, z, 0x4140;",
+        "prmt.b32 $1, $2, z, 0x4342;",
+        "}",
+    ]
+)
+"""The plane-wise decode's first block: 4 packed bytes ($2) spread to the 16-bit lanes of $0
+(bytes 0, 1) and $1 (bytes 2, 3), the state that :func:`_plane_asm` reads."""
+
+
+def _plane_asm(layout: str, j: int) -> tuple[str, int]:
+    """PTX taking one register of the spread state (its last operand) to plane j's bf16x2 raw
+    codes ($0: the same registers as :func:`_decode_asm`'s $2j or $2j+1) and, for the 1.6-bit
+    layout's planes before the last, the next plane's state ($1); and the number of outputs."""
+    if layout == "2bit":
+        mask = 3 << (2 * j)
+        return f"lop3.b32 $0, $1, 0x{mask:04x}{mask:04x}, 0x43004300, 0xea;", 1
+    outs = 2 if j < layouts.TRITS_PER_BYTE[layout] - 1 else 1
+    lines = [
+        "{",
+        ".reg .b32 m, mg;",
+        "mov.b32 mg, 0x43;",
+        f"mul.lo.u32 m, ${outs}, 3;",
+        "prmt.b32 $0, m, mg, 0x4341;",
+    ]
+    if outs == 2:
+        lines.append("and.b32 $1, m, 0x00ff00ff;")
+    lines.append("}")
+    return "\n".join(lines), outs
 
 
 FRAGMENT_K_AXIS = 1
@@ -270,6 +328,71 @@ def _decode_fn(layout: str, shape: tuple[int, int]):
         )
 
     return decode
+
+
+def _plane_decode_fns(layout: str, shape: tuple[int, int]):
+    """``(spread, planes)``: ``plgpu.inline_mgpu`` functions for the plane-wise decode
+    (``MosaicConfig.in_flight``): ``spread(w8)`` takes the uint8 tile (8-bit WGMMA layout) to
+    the state, a bf16-typed tile in the WGMMA layout whose registers hold the bytes in 16-bit
+    lanes (the registers :func:`_decode_fn` fills); ``planes[j](state)`` gives plane j's tile
+    (as :func:`_decode_fn`'s j-th) and the next plane's state (the same state for 2-bit)."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+    from jax.experimental.mosaic.gpu import fragmented_array as fa
+    from jax.experimental.mosaic.gpu import utils as mgpu_utils
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import llvm
+
+    out_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
+    out_shape = fa.WGMMA_LAYOUT.registers_shape(shape)
+
+    def array(regs):
+        return fa.FragmentedArray(_registers=regs, _layout=fa.WGMMA_LAYOUT, _is_signed=None)
+
+    def asm_call(asm: str, outs: int, word):
+        i32 = ir.IntegerType.get_signless(32)
+        struct = llvm.StructType.get_literal([i32] * outs)
+        res = llvm.inline_asm(struct, [word], asm, ",".join(["=r"] * outs + ["r"]))
+        return [llvm.extractvalue(i32, res, [i]) for i in range(outs)]
+
+    @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,))
+    def spread(ctx, w8):
+        del ctx
+        bf16x2 = ir.VectorType.get((2,), ir.BF16Type.get())
+        src = w8.registers
+        if src.shape[FRAGMENT_K_AXIS] * 2 != out_shape[FRAGMENT_K_AXIS]:
+            raise AssertionError(f"register shapes {src.shape} -> {out_shape}")
+        regs = np.empty(out_shape, dtype=object)
+        for idx in np.ndindex(src.shape):
+            halves = asm_call(
+                SPREAD_ASM, 2, mgpu_utils.bitcast(src[idx], ir.IntegerType.get_signless(32))
+            )
+            for half, v in enumerate(halves):
+                regs[bf16_register_of(idx, half)] = mgpu_utils.bitcast(v, bf16x2)
+        return (array(regs),)
+
+    def plane_fn(j: int):
+        asm, outs = _plane_asm(layout, j)
+
+        @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA,), return_type=(out_type,) * outs)
+        def plane(ctx, state):
+            del ctx
+            i32 = ir.IntegerType.get_signless(32)
+            bf16x2 = ir.VectorType.get((2,), ir.BF16Type.get())
+            regs = [np.empty(out_shape, dtype=object) for _ in range(outs)]
+            for idx in np.ndindex(out_shape):
+                word = mgpu_utils.bitcast(state.registers[idx], i32)
+                for r, v in zip(regs, asm_call(asm, outs, word), strict=True):
+                    r[idx] = mgpu_utils.bitcast(v, bf16x2)
+            return tuple(array(r) for r in regs)
+
+        def run(state):
+            results = plane(state)
+            return results[0], (results[1] if outs == 2 else state)
+
+        return run
+
+    planes = [plane_fn(j) for j in range(layouts.TRITS_PER_BYTE[layout])]
+    return (lambda w8: spread(w8)[0]), planes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,13 +457,32 @@ def mosaic_ternary_matmul(
         raise ValueError(f"{cfg}: split_k must divide the {steps} steps (R={rows} / block_k)")
     per_split = steps // split
     planes = layouts.TRITS_PER_BYTE[layout]
-    m_pad = max(8, -(-m // 8) * 8)
+    in_flight = cfg.in_flight
+    if not 0 <= in_flight < planes or (in_flight and cfg.stages < 2):
+        raise ValueError(
+            f"{cfg}: in_flight must be in [0, {planes - 1}] (fewer than the planes a step) and "
+            "needs stages >= 2"
+        )
+    m_pad = padded_m(m)
     xk, offset = mosaic_operands(x, layout, rows, m_pad)
     tile_wg = tile_n // wgs
     decode = _decode_fn(layout, (tile_wg, bk))
-    w_spec = plgpu.BlockSpec((tile_n, bk), lambda s: (0, s), transforms=_swizzle_transforms(bk, 1))
+    spread, plane_decoders = _plane_decode_fns(layout, (tile_wg, bk))
+    # x's tiles stay in use while a step's last wgmmas run on (in_flight); the packed bytes are
+    # in registers by then, but the warp-specialized pipeline wants one delay for all inputs.
+    x_delay = 1 if in_flight else 0
+    w_delay = x_delay if wgs > 1 else 0
+    w_spec = plgpu.BlockSpec(
+        (tile_n, bk),
+        lambda s: (0, s),
+        transforms=_swizzle_transforms(bk, 1),
+        delay_release=w_delay,
+    )
     x_spec = plgpu.BlockSpec(
-        (m_pad, bk), lambda s: (0, s), transforms=_swizzle_transforms(2 * bk, 2)
+        (m_pad, bk),
+        lambda s: (0, s),
+        transforms=_swizzle_transforms(2 * bk, 2),
+        delay_release=x_delay,
     )
 
     def operands(x_gmem, w_gmem):
@@ -352,14 +494,24 @@ def mosaic_ternary_matmul(
         return w, *[x_gmem.at[:, pl.ds(j * rows + r0, width)] for j in range(planes)]
 
     def mma_step(w_smem, x_smems, acc_ref):
-        """One step of a compute warpgroup: decode its packed rows, one wgmma a plane, wait."""
+        """One step of a compute warpgroup: decode its packed rows, one wgmma a plane, wait
+        (in_flight 0: for all of them after the step; else after each plane, for all but the
+        last ``in_flight``)."""
         w8 = plgpu.load(w_smem, (), layout=plgpu.Layout.WGMMA_8BIT)
-        for j, wj in enumerate(decode(w8)):
+        if not in_flight:
+            for j, wj in enumerate(decode(w8)):
+                plgpu.wgmma(acc_ref, wj, x_smems[j].T)
+            plgpu.wgmma_wait(0)
+            return
+        state = spread(w8)
+        for j, plane in enumerate(plane_decoders):
+            wj, state = plane(state)
             plgpu.wgmma(acc_ref, wj, x_smems[j].T)
-        plgpu.wgmma_wait(0)
+            plgpu.wgmma_wait(in_flight)
 
     def store(acc_ref, o_smem, o_gmem, wg):
         """A warpgroup's accumulator to its columns of the CTA's split-K partial sums."""
+        plgpu.wgmma_wait(0)
         o_smem[...] = acc_ref[...]
         plgpu.commit_smem()
         n0 = lax.axis_index("n") * tile_n + wg * tile_wg

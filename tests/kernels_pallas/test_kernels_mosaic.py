@@ -32,6 +32,7 @@ from kernels_pallas.mosaic_matmul import (
     fragment_k_order,
     mosaic_operands,
     mosaic_ternary_matmul,
+    padded_m,
     use_mosaic,
 )
 from kernels_pallas.triton_matmul import plane_affine
@@ -110,7 +111,7 @@ def _emulated_kernel(x, packed_t, scale, layout: str, cfg: MosaicConfig) -> np.n
     m, _ = x.shape
     n, rows = packed_t.shape
     planes = layouts.TRITS_PER_BYTE[layout]
-    m_pad = max(8, -(-m // 8) * 8)
+    m_pad = padded_m(m)
     xk, offset = mosaic_operands(jnp.asarray(x), layout, rows, m_pad)
     xk = np.asarray(xk, np.float64).reshape(m_pad, planes, rows)
     a, b = plane_affine(layout)
@@ -158,6 +159,9 @@ def test_host_arithmetic_matches_float64(layout, m, k, n, split, scale_shape) ->
         (1, MosaicConfig(64, 32, 2, 2)),
         (100, MosaicConfig(128, 64, 1, 2)),
         (16, MosaicConfig(256, 32, 2, 2, 2)),
+        (64, MosaicConfig(128, 64, 1, 3, in_flight=1)),
+        (16, MosaicConfig(256, 32, 2, 2, 2, in_flight=2)),
+        (40, MosaicConfig(128, 64, 1, 3, 2, in_flight=1)),
     ],
 )
 def test_kernel_lowers_for_the_gpu(layout: str, m: int, cfg: MosaicConfig) -> None:
@@ -190,6 +194,10 @@ def test_kernel_rejects_what_it_cannot_tile() -> None:
         mosaic_ternary_matmul(x, w.T, jnp.float32(1), "2bit", MosaicConfig())
     with pytest.raises(ValueError, match="bfloat16"):
         mosaic_ternary_matmul(x.astype(jnp.float32), w, 1.0, "2bit", MosaicConfig(64, 64, 1, 2))
+    with pytest.raises(ValueError, match="in_flight must be in"):
+        mosaic_ternary_matmul(x, w, 1.0, "2bit", MosaicConfig(64, 64, 1, 2, in_flight=4))
+    with pytest.raises(ValueError, match="needs stages >= 2"):
+        mosaic_ternary_matmul(x, w, 1.0, "2bit", MosaicConfig(64, 64, 1, 1, in_flight=1))
     with pytest.raises(ValueError, match="M=300"):
         mosaic_ternary_matmul(
             jnp.zeros((300, 1024), jnp.bfloat16), w, 1.0, "2bit", MosaicConfig(64, 64, 1, 2)
@@ -235,3 +243,24 @@ def test_preferred_config_follows_the_shipped_h200_table() -> None:
     assert preferred_mosaic_config("2bit", 48, 4096, 16384, H200()) == default_mosaic_config(
         "2bit", 48, 4096, 16384
     )
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+def test_operands_are_x_scaled_at_the_fragment_k_order(layout: str) -> None:
+    """mosaic_operands' reshape-and-transpose permutation equals indexing with
+    fragment_k_order, its scaling raw_code_operands', and its offset the float64 sum."""
+    from kernels_pallas.triton_matmul import raw_code_operands
+
+    m, k = 5, 1024
+    rows = layouts.rows_per_plane(k, layout)
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((m, k)), jnp.bfloat16)
+    xk, offset = mosaic_operands(x, layout, rows, 8)
+    x_scaled, _ = raw_code_operands(x, layout, rows)
+    want = np.zeros((8, x_scaled.shape[1]), np.float32)
+    want[:m] = np.asarray(x_scaled, np.float32)[:, fragment_k_order(x_scaled.shape[1])]
+    np.testing.assert_array_equal(np.asarray(xk, np.float32), want)
+    _, b = plane_affine(layout)
+    xp = np.zeros((m, layouts.TRITS_PER_BYTE[layout] * rows))
+    xp[:, :k] = np.asarray(x, np.float64)
+    want_offset = xp.reshape(m, -1, rows).sum(axis=2) @ b
+    np.testing.assert_allclose(np.asarray(offset, np.float64), want_offset, rtol=1e-5, atol=1e-3)

@@ -293,3 +293,29 @@ def test_mosaic_ptx_gives_every_planes_raw_codes(layout: str, position: int) -> 
         v = _bf16_to_f32(lanes.astype(np.uint32)).astype(np.float64)
         want = _plane_trits(words, layout, j)
         np.testing.assert_array_equal(a[j] * v + b[j], want.astype(np.float64))
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize("position", range(4))
+def test_mosaic_plane_wise_ptx_gives_every_planes_raw_codes(layout: str, position: int) -> None:
+    """The plane-wise decode (MosaicConfig.in_flight): SPREAD_ASM on a word, then
+    _plane_asm(j) on each of its two registers in turn, gives the same affine raw codes."""
+    from kernels_pallas.mosaic_matmul import SPREAD_ASM, _plane_asm
+
+    words, reg = _words_with_every_byte_at(layout, position, seed=40 + position)
+    spread = run_ptx(SPREAD_ASM, {"$2": reg})
+    state = [spread["$0"], spread["$1"]]
+    a, b = plane_affine(layout)
+    for j in range(layouts.TRITS_PER_BYTE[layout]):
+        asm, outs = _plane_asm(layout, j)
+        codes = []
+        for r in range(2):
+            out = run_ptx(asm, {f"${outs}": state[r]})
+            codes.append(out["$0"])
+            if outs == 2:
+                state[r] = out["$1"]
+        lo, hi = codes
+        lanes = np.stack([lo & 0xFFFF, lo >> 16, hi & 0xFFFF, hi >> 16], axis=1)
+        v = _bf16_to_f32(lanes.astype(np.uint32)).astype(np.float64)
+        want = _plane_trits(words, layout, j)
+        np.testing.assert_array_equal(a[j] * v + b[j], want.astype(np.float64))
