@@ -96,12 +96,12 @@ shipped_operands = mosaic_matmul.mosaic_operands
 
 
 def gather_operands(x, layout: str, rows: int, m_pad: int):
-    """x's preparation as it was before 2026-12-02 (fragment_k_order as an index array, then
-    the row padding), for ``--prep``: the same values as ``mosaic_operands``."""
+    """x's preparation with fragment_k_order as an index array (a gather, as before
+    2026-12-02), for ``--prep``: the same values as ``mosaic_operands``."""
     m = x.shape[0]
     x_scaled, offset = raw_code_operands(x, layout, rows)
-    x_perm = x_scaled[:, fragment_k_order(x_scaled.shape[1])]
-    return jnp.pad(x_perm, ((0, m_pad - m), (0, 0))), offset
+    x_perm = jnp.pad(x_scaled[:, fragment_k_order(x_scaled.shape[1])], ((0, m_pad - m), (0, 0)))
+    return x_perm.reshape(m_pad, -1, rows).transpose(1, 0, 2), offset
 
 
 def point_configs(
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     name = "/".join(str(v) for v in dataclasses.astuple(c))
                     for prep in ("", "gather") if args.prep else ("",):
                         mosaic_matmul.mosaic_operands = (
-                            gather_operands if prep else shipped_operands
+                            gather_operands if prep == "gather" else shipped_operands
                         )
                         jax.clear_caches()  # retrace with this x preparation
                         label = f"{name} {prep}".strip()

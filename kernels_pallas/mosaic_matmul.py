@@ -6,8 +6,8 @@ is the B operand, so M only pads the MMA's N side (to 8).
 It computes ``out^T = T^T x^T``: a CTA owns ``tile_n`` output columns (the MMA's M, 64 a
 ``wgmma``) and one K-range (its split). Each pipeline step (``plgpu.emit_pipeline``, TMA copies
 ``stages`` deep) brings ``[tile_n, block_k]`` packed bytes of the *transposed* packed matrix
-(``[N, R]``: a column's bytes contiguous, the order the A operand wants) and one
-``[M, block_k]`` tile of x per plane into shared memory.
+(``[N, R]``: a column's bytes contiguous, the order the A operand wants) and x's
+``[planes, M, block_k]`` tiles (one copy; x is laid out ``[planes, M, R]``) into shared memory.
 
 Decoding is inline PTX on 4 bytes at a time (:func:`_decode_asm`), inside ``plgpu.inline_mgpu`` so
 that it works on the registers themselves: the bytes are loaded in Mosaic's 8-bit WGMMA layout
@@ -179,7 +179,7 @@ def fragment_k_order(k: int) -> np.ndarray:
 def mosaic_operands(
     x: jax.Array, layout: str, rows: int, m_pad: int
 ) -> tuple[jax.Array, jax.Array]:
-    """x for the kernel, ``[m_pad, planes * R]`` bf16 (raw-code scaling, fragment K order,
+    """x for the kernel, ``[planes, m_pad, R]`` bf16 (raw-code scaling, fragment K order,
     rows past M zero), and the raw codes' float32 offset a row ``[M]``.
 
     The K permutation is a reshape and transpose, not :func:`fragment_k_order` as an index
@@ -192,9 +192,9 @@ def mosaic_operands(
     xp = jnp.pad(x, ((0, m_pad - m), (0, planes * rows - k))).reshape(m_pad, planes, rows)
     offset = jnp.sum(xp[:m].astype(jnp.float32), axis=2) @ jnp.asarray(b, jnp.float32)
     x_scaled = xp * jnp.asarray(a, jnp.bfloat16)[None, :, None]
-    groups = planes * rows // K_GROUP
-    x_perm = x_scaled.reshape(m_pad, groups, 4, 2, 2).transpose(0, 1, 3, 2, 4)
-    return x_perm.reshape(m_pad, planes * rows), offset
+    groups = rows // K_GROUP
+    x_perm = x_scaled.reshape(m_pad, planes, groups, 4, 2, 2).transpose(1, 0, 2, 4, 3, 5)
+    return x_perm.reshape(planes, m_pad, rows), offset
 
 
 def finish(partials: jax.Array, offset: jax.Array, scale: jax.Array, m: int, dtype) -> jax.Array:
@@ -478,35 +478,34 @@ def mosaic_ternary_matmul(
         transforms=_swizzle_transforms(bk, 1),
         delay_release=w_delay,
     )
-    x_spec = plgpu.BlockSpec(
-        (m_pad, bk),
-        lambda s: (0, s),
+    x_spec = plgpu.BlockSpec(  # all planes' x tiles of a step in one TMA copy
+        (planes, m_pad, bk),
+        lambda s: (0, 0, s),
         transforms=_swizzle_transforms(2 * bk, 2),
         delay_release=x_delay,
     )
 
     def operands(x_gmem, w_gmem):
-        """The CTA's packed columns and K-range, and x's columns of each plane there."""
+        """The CTA's packed columns and K-range, and x's columns there (every plane)."""
         r0 = lax.axis_index("s") * per_split * bk
         width = per_split * bk
         cols = pl.ds(lax.axis_index("n") * tile_n, tile_n)
-        w = w_gmem.at[cols, pl.ds(r0, width)]
-        return w, *[x_gmem.at[:, pl.ds(j * rows + r0, width)] for j in range(planes)]
+        return w_gmem.at[cols, pl.ds(r0, width)], x_gmem.at[:, :, pl.ds(r0, width)]
 
-    def mma_step(w_smem, x_smems, acc_ref):
+    def mma_step(w_smem, x_smem, acc_ref):
         """One step of a compute warpgroup: decode its packed rows, one wgmma a plane, wait
         (in_flight 0: for all of them after the step; else after each plane, for all but the
         last ``in_flight``)."""
         w8 = plgpu.load(w_smem, (), layout=plgpu.Layout.WGMMA_8BIT)
         if not in_flight:
             for j, wj in enumerate(decode(w8)):
-                plgpu.wgmma(acc_ref, wj, x_smems[j].T)
+                plgpu.wgmma(acc_ref, wj, x_smem.at[j].T)
             plgpu.wgmma_wait(0)
             return
         state = spread(w8)
         for j, plane in enumerate(plane_decoders):
             wj, state = plane(state)
-            plgpu.wgmma(acc_ref, wj, x_smems[j].T)
+            plgpu.wgmma(acc_ref, wj, x_smem.at[j].T)
             plgpu.wgmma_wait(in_flight)
 
     def store(acc_ref, o_smem, o_gmem, wg):
@@ -518,12 +517,12 @@ def mosaic_ternary_matmul(
         plgpu.copy_smem_to_gmem(o_smem, o_gmem.at[lax.axis_index("s"), pl.ds(n0, tile_wg)])
         plgpu.wait_smem_to_gmem(0)
 
-    in_specs = [w_spec] + [x_spec] * planes
+    in_specs = [w_spec, x_spec]
 
     def kernel(x_gmem, w_gmem, o_gmem, o_smem):
         def acc_scope(acc_ref):
-            def body(_, w_smem, *x_smems):
-                mma_step(w_smem, x_smems, acc_ref)
+            def body(_, w_smem, x_smem):
+                mma_step(w_smem, x_smem, acc_ref)
 
             plgpu.emit_pipeline(
                 body, grid=(per_split,), in_specs=in_specs, max_concurrent_steps=cfg.stages
@@ -542,9 +541,8 @@ def mosaic_ternary_matmul(
 
             pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, m_pad), jnp.float32))
 
-        def body(_, w_smem, *rest):
-            *x_smems, acc_ref = rest
-            mma_step(w_smem.at[pl.ds(wg * tile_wg, tile_wg)], x_smems, acc_ref)
+        def body(_, w_smem, x_smem, acc_ref):
+            mma_step(w_smem.at[pl.ds(wg * tile_wg, tile_wg)], x_smem, acc_ref)
             return acc_ref
 
         plgpu.emit_pipeline_warp_specialized(

@@ -113,7 +113,7 @@ def _emulated_kernel(x, packed_t, scale, layout: str, cfg: MosaicConfig) -> np.n
     planes = layouts.TRITS_PER_BYTE[layout]
     m_pad = padded_m(m)
     xk, offset = mosaic_operands(jnp.asarray(x), layout, rows, m_pad)
-    xk = np.asarray(xk, np.float64).reshape(m_pad, planes, rows)
+    xk = np.asarray(xk, np.float64)  # [planes, m_pad, R]
     a, b = plane_affine(layout)
     trits = layouts.unpack(packed_t.T, planes * rows, layout).reshape(planes, rows, n)
     codes = (trits - b[:, None, None]) / a[:, None, None]  # v with t = a v + b
@@ -125,7 +125,7 @@ def _emulated_kernel(x, packed_t, scale, layout: str, cfg: MosaicConfig) -> np.n
         r = slice(s * per * cfg.block_k, (s + 1) * per * cfg.block_k)
         for j in range(planes):
             a_tile = codes[j][order][r].T  # [N, k]: the register operand's columns, in order
-            partials[s] += a_tile @ xk[:, j, r].T
+            partials[s] += a_tile @ xk[j][:, r].T
     return np.asarray(finish(jnp.asarray(partials, jnp.float32), offset, scale, m, jnp.float32))
 
 
@@ -248,7 +248,8 @@ def test_preferred_config_follows_the_shipped_h200_table() -> None:
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 def test_operands_are_x_scaled_at_the_fragment_k_order(layout: str) -> None:
     """mosaic_operands' reshape-and-transpose permutation equals indexing with
-    fragment_k_order, its scaling raw_code_operands', and its offset the float64 sum."""
+    fragment_k_order (planes leading), its scaling raw_code_operands', and its offset the
+    float64 sum."""
     from kernels_pallas.triton_matmul import raw_code_operands
 
     m, k = 5, 1024
@@ -258,6 +259,7 @@ def test_operands_are_x_scaled_at_the_fragment_k_order(layout: str) -> None:
     x_scaled, _ = raw_code_operands(x, layout, rows)
     want = np.zeros((8, x_scaled.shape[1]), np.float32)
     want[:m] = np.asarray(x_scaled, np.float32)[:, fragment_k_order(x_scaled.shape[1])]
+    want = want.reshape(8, -1, rows).transpose(1, 0, 2)  # [planes, m_pad, R]
     np.testing.assert_array_equal(np.asarray(xk, np.float32), want)
     _, b = plane_affine(layout)
     xp = np.zeros((m, layouts.TRITS_PER_BYTE[layout] * rows))
