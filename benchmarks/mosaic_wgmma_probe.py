@@ -194,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
 
                     name = "/".join(str(v) for v in dataclasses.astuple(c))
                     for prep in ("", "gather") if args.prep else ("",):
-                        mosaic_matmul.mosaic_operands = (
-                            gather_operands if prep == "gather" else shipped_operands
-                        )
-                        jax.clear_caches()  # retrace with this x preparation
+                        if args.prep:  # retrace with this x preparation
+                            mosaic_matmul.mosaic_operands = (
+                                gather_operands if prep else shipped_operands
+                            )
+                            jax.clear_caches()
                         label = f"{name} {prep}".strip()
                         try:
                             t = _time_per_call(call, xs, wts, args.reps)

@@ -292,40 +292,66 @@ def bf16_register_of(byte_register: tuple[int, ...], half: int) -> tuple[int, ..
     return tuple(dst)
 
 
+def _run_asm(asm: str, outs: int, word) -> list:
+    """The i32 results of inline PTX ``asm`` on one i32 register (its last operand)."""
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import llvm
+
+    i32 = ir.IntegerType.get_signless(32)
+    struct = llvm.StructType.get_literal([i32] * outs)
+    res = llvm.inline_asm(struct, [word], asm, ",".join(["=r"] * outs + ["r"]))
+    return [llvm.extractvalue(i32, res, [i]) for i in range(outs)]
+
+
+def _as_i32(register):
+    from jax.experimental.mosaic.gpu import utils as mgpu_utils
+    from jaxlib.mlir import ir
+
+    return mgpu_utils.bitcast(register, ir.IntegerType.get_signless(32))
+
+
+def _as_bf16x2(value):
+    from jax.experimental.mosaic.gpu import utils as mgpu_utils
+    from jaxlib.mlir import ir
+
+    return mgpu_utils.bitcast(value, ir.VectorType.get((2,), ir.BF16Type.get()))
+
+
+def _wgmma_array(registers: np.ndarray):
+    from jax.experimental.mosaic.gpu import fragmented_array as fa
+
+    return fa.FragmentedArray(_registers=registers, _layout=fa.WGMMA_LAYOUT, _is_signed=None)
+
+
+def _byte_words_to_tiles(byte_registers: np.ndarray, shape: tuple[int, int], asm: str, outs: int):
+    """``asm`` on each 4-byte register of a uint8 tile (8-bit WGMMA layout): its outputs
+    ``2t, 2t+1`` become the registers of bf16 tile t (WGMMA layout) that hold those bytes'
+    columns (:func:`bf16_register_of`, halves 0 and 1); the ``outs // 2`` tiles."""
+    from jax.experimental.mosaic.gpu import fragmented_array as fa
+
+    out_shape = fa.WGMMA_LAYOUT.registers_shape(shape)
+    if byte_registers.shape[FRAGMENT_K_AXIS] * 2 != out_shape[FRAGMENT_K_AXIS]:
+        raise AssertionError(f"register shapes {byte_registers.shape} -> {out_shape}")
+    tiles = [np.empty(out_shape, dtype=object) for _ in range(outs // 2)]
+    for idx in np.ndindex(byte_registers.shape):
+        results = _run_asm(asm, outs, _as_i32(byte_registers[idx]))
+        for i, v in enumerate(results):
+            tiles[i // 2][bf16_register_of(idx, i % 2)] = _as_bf16x2(v)
+    return tuple(_wgmma_array(t) for t in tiles)
+
+
 def _decode_fn(layout: str, shape: tuple[int, int]):
     """``plgpu.inline_mgpu`` function: uint8 tile in the 8-bit WGMMA layout -> one bf16 tile a
     plane in the WGMMA layout (raw codes, K in :func:`fragment_k_order` within 16-groups)."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
-    from jax.experimental.mosaic.gpu import fragmented_array as fa
-    from jax.experimental.mosaic.gpu import utils as mgpu_utils
-    from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import llvm
 
-    planes = layouts.TRITS_PER_BYTE[layout]
     asm, outs = _decode_asm(layout)
     out_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
 
-    @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,) * planes)
+    @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,) * (outs // 2))
     def decode(ctx, w8):
         del ctx
-        i32 = ir.IntegerType.get_signless(32)
-        bf16x2 = ir.VectorType.get((2,), ir.BF16Type.get())
-        src = w8.registers  # [.., block_k / 16, .., 2 (rows +8), ..] of vector<4xi8>
-        out_shape = fa.WGMMA_LAYOUT.registers_shape(shape)
-        if src.shape[FRAGMENT_K_AXIS] * 2 != out_shape[FRAGMENT_K_AXIS]:
-            raise AssertionError(f"register shapes {src.shape} -> {out_shape}")
-        regs = [np.empty(out_shape, dtype=object) for _ in range(planes)]
-        struct = llvm.StructType.get_literal([i32] * outs)
-        for idx in np.ndindex(src.shape):
-            word = mgpu_utils.bitcast(src[idx], i32)
-            res = llvm.inline_asm(struct, [word], asm, ",".join(["=r"] * outs + ["r"]))
-            for j in range(planes):
-                for half in range(2):
-                    v = llvm.extractvalue(i32, res, [2 * j + half])
-                    regs[j][bf16_register_of(idx, half)] = mgpu_utils.bitcast(v, bf16x2)
-        return tuple(
-            fa.FragmentedArray(_registers=r, _layout=fa.WGMMA_LAYOUT, _is_signed=None) for r in regs
-        )
+        return _byte_words_to_tiles(w8.registers, shape, asm, outs)
 
     return decode
 
@@ -337,38 +363,13 @@ def _plane_decode_fns(layout: str, shape: tuple[int, int]):
     lanes (the registers :func:`_decode_fn` fills); ``planes[j](state)`` gives plane j's tile
     (as :func:`_decode_fn`'s j-th) and the next plane's state (the same state for 2-bit)."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
-    from jax.experimental.mosaic.gpu import fragmented_array as fa
-    from jax.experimental.mosaic.gpu import utils as mgpu_utils
-    from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import llvm
 
     out_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
-    out_shape = fa.WGMMA_LAYOUT.registers_shape(shape)
-
-    def array(regs):
-        return fa.FragmentedArray(_registers=regs, _layout=fa.WGMMA_LAYOUT, _is_signed=None)
-
-    def asm_call(asm: str, outs: int, word):
-        i32 = ir.IntegerType.get_signless(32)
-        struct = llvm.StructType.get_literal([i32] * outs)
-        res = llvm.inline_asm(struct, [word], asm, ",".join(["=r"] * outs + ["r"]))
-        return [llvm.extractvalue(i32, res, [i]) for i in range(outs)]
 
     @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,))
     def spread(ctx, w8):
         del ctx
-        bf16x2 = ir.VectorType.get((2,), ir.BF16Type.get())
-        src = w8.registers
-        if src.shape[FRAGMENT_K_AXIS] * 2 != out_shape[FRAGMENT_K_AXIS]:
-            raise AssertionError(f"register shapes {src.shape} -> {out_shape}")
-        regs = np.empty(out_shape, dtype=object)
-        for idx in np.ndindex(src.shape):
-            halves = asm_call(
-                SPREAD_ASM, 2, mgpu_utils.bitcast(src[idx], ir.IntegerType.get_signless(32))
-            )
-            for half, v in enumerate(halves):
-                regs[bf16_register_of(idx, half)] = mgpu_utils.bitcast(v, bf16x2)
-        return (array(regs),)
+        return _byte_words_to_tiles(w8.registers, shape, SPREAD_ASM, 2)
 
     def plane_fn(j: int):
         asm, outs = _plane_asm(layout, j)
@@ -376,14 +377,12 @@ def _plane_decode_fns(layout: str, shape: tuple[int, int]):
         @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA,), return_type=(out_type,) * outs)
         def plane(ctx, state):
             del ctx
-            i32 = ir.IntegerType.get_signless(32)
-            bf16x2 = ir.VectorType.get((2,), ir.BF16Type.get())
-            regs = [np.empty(out_shape, dtype=object) for _ in range(outs)]
-            for idx in np.ndindex(out_shape):
-                word = mgpu_utils.bitcast(state.registers[idx], i32)
-                for r, v in zip(regs, asm_call(asm, outs, word), strict=True):
-                    r[idx] = mgpu_utils.bitcast(v, bf16x2)
-            return tuple(array(r) for r in regs)
+            regs = [np.empty(state.registers.shape, dtype=object) for _ in range(outs)]
+            for idx in np.ndindex(state.registers.shape):
+                results = _run_asm(asm, outs, _as_i32(state.registers[idx]))
+                for r, v in zip(regs, results, strict=True):
+                    r[idx] = _as_bf16x2(v)
+            return tuple(_wgmma_array(r) for r in regs)
 
         def run(state):
             results = plane(state)
