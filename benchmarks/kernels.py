@@ -242,10 +242,15 @@ MOSAIC_ALTERNATIVES = (
     MosaicConfig(256, 32, 0, 4, 2),
     MosaicConfig(128, 64, 0, 3, 1, in_flight=1),
     MosaicConfig(128, 64, 0, 4, 2, in_flight=1),
+    MosaicConfig(128, 128, 0, 2, 1, int8=True),
+    MosaicConfig(128, 64, 0, 3, 1, int8=True),
+    MosaicConfig(64, 64, 0, 3, 1, int8=True),
+    MosaicConfig(128, 64, 0, 3, 1, in_flight=1, int8=True),
 )
 """Tilings ``--mosaic --tune`` times beside the default (split_k 0: :func:`fit_mosaic` picks);
 the plane-wise schedule (``in_flight``) won on 1.6-bit 8192 x 28672 at M = 16 and 64 on the
-H200 (6-8%) and lost most elsewhere."""
+H200 (6-8%) and lost most elsewhere; the s8 MMA (``int8``) won on 1.6-bit 8192 x 28672 at
+M = 16 (8-11%) and lost at M = 1 and 64."""
 
 
 def fit_mosaic(
@@ -253,10 +258,10 @@ def fit_mosaic(
 ) -> MosaicConfig | None:
     """``cfg`` made to tile ``[K, N]``: block_k halved until it divides R, split_k lowered until
     it divides the steps (0: :func:`~kernels_pallas.mosaic_matmul.even_split` for ``ctas``
-    CTAs); None if tile_n does not divide N."""
+    CTAs); None if tile_n does not divide N (or no block_k of 64 or more divides R, for int8)."""
     rows = layouts.rows_per_plane(k, layout)
     bk = cfg.block_k
-    while bk > 32 and rows % bk:
+    while bk > (64 if cfg.int8 else 32) and rows % bk:
         bk //= 2
     if n % cfg.tile_n or rows % bk:
         return None

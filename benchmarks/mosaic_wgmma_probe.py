@@ -56,9 +56,18 @@ def check(layout: str) -> float:
         (64, 1024, 256, MosaicConfig(128, 32, 2, 3, 2, in_flight=1), ()),
         (100, 768, 512, MosaicConfig(64, 32, 3, 2, in_flight=2), (2,)),
         (120, 1024, 128, MosaicConfig(128, 32, 1, 3, 2, in_flight=3), ()),
+        (1, 512, 256, MosaicConfig(64, 64, 1, 2, int8=True), ()),
+        (13, 2560, 512, MosaicConfig(128, 64, 2, 3, int8=True), (4,)),
+        (100, 1280, 256, MosaicConfig(64, 64, 2, 2, int8=True), (2,)),
+        (13, 2560, 512, MosaicConfig(256, 64, 2, 2, 2, int8=True), (8,)),
+        (13, 2560, 512, MosaicConfig(128, 64, 2, 3, in_flight=1, int8=True), (4,)),
+        (64, 2560, 256, MosaicConfig(128, 64, 1, 3, 2, in_flight=2, int8=True), ()),
+        (120, 1280, 128, MosaicConfig(64, 64, 1, 2, int8=True), ()),
     ]
     for m, k, n, cfg, scale_shape in cases:
         cfg = fit_mosaic(cfg, layout, k, n)
+        if cfg is None:
+            continue
         trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
         packed = layouts.pack(trits, layout)
         scale = rng.uniform(0.5, 2.0, scale_shape or ()).astype(np.float32)
@@ -79,17 +88,14 @@ CONFIGS = (
     "128/64/2/3/1,128/64/0/2/1,64/32/0/3/1,64/64/4/4/1,"
     "256/64/0/2/2,128/64/0/4/2,256/32/0/4/2,128/32/0/4/2"
 )
-"""tile_n/block_k/split_k/stages/compute_wgs[/in_flight], comma-separated (split_k 0: enough
-CTAs); ``shipped``: the configuration ``ternary_matmul`` would take at the point (table or
-rules)."""
+"""tile_n/block_k/split_k/stages/compute_wgs[/in_flight[/int8]], comma-separated (split_k 0:
+enough CTAs; int8 0 or 1); ``shipped``: the configuration ``ternary_matmul`` would take at the
+point (table or rules)."""
 
 
 def parse_configs(text: str) -> list[MosaicConfig | None]:
     """The ``--configs`` list; None stands for ``shipped``."""
-    return [
-        None if item == "shipped" else MosaicConfig(*(int(v) for v in item.split("/")))
-        for item in text.split(",")
-    ]
+    return [None if item == "shipped" else MosaicConfig.parse(item) for item in text.split(",")]
 
 
 shipped_operands = mosaic_matmul.mosaic_operands
@@ -111,10 +117,12 @@ def point_configs(
     m: int,
     k: int,
     n: int,
+    int8: list[bool] = (),
 ) -> list[MosaicConfig]:
     """The listed configurations fitted to the point (``shipped`` resolved), each at every
-    ``in_flight`` value (``--in-flight``; none: as listed), duplicates and those with in_flight
-    on one stage dropped."""
+    ``in_flight`` value (``--in-flight``; none: as listed) and every ``int8`` value
+    (``--int8``; int8 takes 64 packed rows a step where the listing says 32), duplicates and
+    those with in_flight on one stage dropped."""
     device = jax.devices()[0]
     out = []
     for cfg in listed:
@@ -126,7 +134,16 @@ def point_configs(
         if c is None:
             continue
         variants = [c.replace(in_flight=f) for f in in_flight] if in_flight else [c]
-        out += [v for v in variants if not (v.in_flight and v.stages < 2)]
+        if int8:
+            variants = [v.replace(int8=i) for v in variants for i in int8]
+        rows = layouts.rows_per_plane(k, layout)
+        fitted = []
+        for v in variants:
+            if v.int8 and v.block_k == 32:
+                v = fit_mosaic(v.replace(block_k=64), layout, k, n) if rows % 64 == 0 else None
+            if v is not None and not (v.in_flight and v.stages < 2):
+                fitted.append(v)
+        out += fitted
     return list(dict.fromkeys(out))
 
 
@@ -140,10 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--configs",
         default=CONFIGS,
-        help="tile_n/block_k/split_k/stages/wgs[/in_flight],... or shipped",
+        help="tile_n/block_k/split_k/stages/wgs[/in_flight[/int8]],... or shipped",
     )
     ap.add_argument(
         "--in-flight", default="", help="time each configuration at these in_flight values"
+    )
+    ap.add_argument(
+        "--int8", default="", help="time each configuration with int8 off and/or on: 0,1"
     )
     ap.add_argument("--rounds", type=int, default=1, help="time the configurations this often")
     ap.add_argument(
@@ -154,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     in_flight = [int(v) for v in args.in_flight.split(",")] if args.in_flight else []
+    int8 = [bool(int(v)) for v in args.int8.split(",")] if args.int8 else []
     print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}", flush=True)
     if not args.no_check:
         for layout in args.layouts.split(","):
@@ -186,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 row.append(f"shipped {t * 1e6:.1f}")
                 wts = [w.T.copy() for w in ws]
-                configs = point_configs(parse_configs(args.configs), in_flight, layout, m, k, n)
+                configs = point_configs(
+                    parse_configs(args.configs), in_flight, layout, m, k, n, int8
+                )
                 for c in configs * args.rounds:
 
                     def call(x, w, c=c, layout=layout):

@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--mosaic",
         default=None,
-        metavar="TILE/BK/SPLIT/STAGES/WGS[/IN_FLIGHT/CLUSTER]",
+        metavar="TILE/BK/SPLIT/STAGES/WGS[/IN_FLIGHT[/INT8]],...",
         help="profile the Mosaic GPU kernel (mosaic_matmul.py, on the packed matrix transposed) "
-        "with this tiling instead",
+        "with these tilings instead, one launch each",
     )
     ap.add_argument("--layouts", default="2bit,1.6bit")
     args = ap.parse_args(argv)
@@ -73,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
                 if args.config:
                     cfg = BlockConfig(**json.loads(args.config))
                 if args.mosaic:
-                    cfg = MosaicConfig(*(int(v) for v in args.mosaic.split("/")))
-                    out = mosaic_ternary_matmul(x, packed_t, jnp.float32(0.02), layout, cfg)
-                else:
-                    out = ternary_matmul_pallas(
-                        x, packed, jnp.float32(0.02), layout=layout, config=cfg
-                    )
+                    for tiling in args.mosaic.split(","):
+                        cfg = MosaicConfig.parse(tiling)
+                        out = mosaic_ternary_matmul(x, packed_t, jnp.float32(0.02), layout, cfg)
+                        out.block_until_ready()
+                        print(f"launch: {layout} K={k} N={n} M={m} {cfg}", flush=True)
+                    continue
+                out = ternary_matmul_pallas(x, packed, jnp.float32(0.02), layout=layout, config=cfg)
                 out.block_until_ready()
                 print(f"launch: {layout} K={k} N={n} M={m} {cfg}", flush=True)
     return 0

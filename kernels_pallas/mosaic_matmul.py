@@ -25,6 +25,12 @@ As ``BlockConfig(raw_codes=True)`` of ``triton_matmul.py``, the MMA takes the ra
 and plane), with x's plane-j columns pre-scaled by ``a_j`` and one float32 offset a row added
 after the kernel (:func:`kernels_pallas.triton_matmul.raw_code_operands`).
 
+``MosaicConfig.int8`` takes the s8 ``wgmma`` instead (32 K an instruction): the codes ``T + 1``
+are bytes (2-bit: a shift and an AND a plane and word; 1.6-bit: a multiply a lane pair), in the
+8-bit register layout as loaded, so x needs no K permutation; x is quantized to int16 a row and
+split into two signed bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
+recombined after the kernel (:func:`int8_operands`, :func:`finish_int8`).
+
 Only a GPU with Mosaic GPU (sm_90a) runs it; jax's CPU interpreter has no register-A ``wgmma``,
 so the CPU tests check its host-side arithmetic (K order, operands, epilogue) against float64
 and that it lowers.
@@ -66,6 +72,10 @@ class MosaicConfig:
       that decoding the next plane overlaps the last ones' ``wgmma``s. Fewer than the planes
       a step (a plane's registers are the same PTX registers in the next step, which would
       overwrite them under a running ``wgmma``); needs 2 or more stages.
+    int8: False: bf16 ``wgmma`` on raw codes (x pre-scaled bf16); True: s8 ``wgmma`` (32 K a
+      instruction, half as many) on the codes ``T + 1`` as bytes, x quantized to int16 a row
+      and split into two signed bytes (:func:`int8_operands`), int32 sums. block_k 64 or 128
+      (Mosaic has no s8 register operand at a 32-byte swizzle).
     """
 
     tile_n: int = 128
@@ -74,9 +84,27 @@ class MosaicConfig:
     stages: int = 3
     compute_wgs: int = 1
     in_flight: int = 0
+    int8: bool = False
 
     def replace(self, **changes: object) -> MosaicConfig:
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def parse(cls, text: str) -> MosaicConfig:
+        """``tile_n/block_k/split_k/stages/compute_wgs[/in_flight[/int8]]`` (int8: 0 or 1), the
+        form the benchmark scripts take on their command lines."""
+        try:
+            values: list = [int(v) for v in text.split("/")]
+            if not 5 <= len(values) <= 7 or (len(values) == 7 and values[6] not in (0, 1)):
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"Mosaic tiling {text!r}: expected tile_n/block_k/split_k/stages/compute_wgs"
+                "[/in_flight[/int8]] as integers (int8 0 or 1), e.g. 128/64/2/3/1"
+            ) from None
+        if len(values) == 7:
+            values[6] = bool(values[6])
+        return cls(*values)
 
 
 MOSAIC_MIN_M, MOSAIC_MAX_M = 17, 128
@@ -90,6 +118,10 @@ MOSAIC_MIN_N = 8192
 MOSAIC_M16_MIN_WEIGHTS = 1 << 27
 """From this many weights (K * N) up, M = 9 to 16 takes this kernel too (8192 x 28672 at
 M = 16 on the H200: 2-bit 47.3 against 51.9 us, 1.6-bit 56.1 against 58.0)."""
+INT8_MAX_M = 16
+"""Up to this M the rules take the s8 MMA (``MosaicConfig.int8``): on the H200's 8192 x 28672 at
+M = 16 it ran 2-bit in 31.6-42.7 us against 38.5-52.0 for the bf16 MMA's best tiling, 1.6-bit in
+39.9-46.8 against 49.1-55.6; at M = 64 it was 25-45% slower (two N columns a row of x)."""
 MIN_STEPS_PER_SPLIT = 4
 """Fewest pipeline steps a CTA: a 1.6-bit 8192 x 8192 at M = 64 took 48.8 us at 2 steps a CTA
 (split 13) against 29.8 at 13 (split 2); 5 steps were fine (3072 x 18432, split 2)."""
@@ -144,13 +176,19 @@ def even_split(steps: int, tiles: int, ctas: int) -> int:
 
 
 def default_mosaic_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> MosaicConfig:
-    """Tiling rules where no table covers a point (from the H200 sweep in docs/benchmarks.md):
+    """Tiling rules where no table covers a point (from the H200 sweeps in docs/benchmarks.md):
+    up to M = ``INT8_MAX_M`` the s8 MMA, 128 columns and 128 packed rows a step (64 where 128
+    does not divide R), 2 stages; else
     128 output columns a CTA and 64 packed rows a step (32 where 64 does not divide R);
     2-bit: one warpgroup, 2 stages; 1.6-bit: warp-specialized, 4 stages; above M = 64 one
     warpgroup, 2 stages and 32 rows a step (the x tiles grow with M: shared memory). Split-K
     aims at two CTAs an SM (:func:`even_split`)."""
     rows = layouts.rows_per_plane(k, layout)
     tile_n = 128 if n % 128 == 0 else 64
+    if m <= INT8_MAX_M and rows % 64 == 0:
+        block_k = 128 if rows % 128 == 0 else 64
+        split = even_split(rows // block_k, n // tile_n, 2 * num_sms)
+        return MosaicConfig(tile_n, block_k, split, stages=2, compute_wgs=1, int8=True)
     block_k = 64 if rows % 64 == 0 and m <= 64 else 32
     split = even_split(rows // block_k, n // tile_n, 2 * num_sms)
     if layout == "2bit" or m > 64:
@@ -205,6 +243,59 @@ def finish(partials: jax.Array, offset: jax.Array, scale: jax.Array, m: int, dty
     s, _ = scale_operand(scale, partials.shape[1])
     out = partials.sum(axis=0)[:, :m].T + offset[:, None]
     return (out * s).astype(dtype)
+
+
+INT8_X_MAX = 127 * 256
+"""Largest ``|q|`` of x quantized for the s8 MMA (``MosaicConfig.int8``): ``q = 256 hi + lo``
+with ``hi = (q + 128) >> 8`` in [-127, 127] and ``lo`` in [-128, 127], both signed bytes. The
+rounding costs at most ``max|x| / 65024`` an element, far below bf16's own."""
+
+
+def int8_operands(
+    x: jax.Array, layout: str, rows: int, m_pad: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """x for the s8 kernel: ``[planes, 2 m_pad, R]`` int8 (rows ``i``: the low bytes of row i
+    of x quantized, ``m_pad + i``: its high bytes; rows past M and K's padding zero), the
+    quantization scale a row ``[m_pad]`` (float32, ``x ~ scale q``; 1 past M) and each
+    plane's sums ``sum_k lo``, ``sum_k hi`` ``[planes, 2 m_pad]`` (int32) that the codes
+    ``T + 1`` add on top of ``T``. The kernel takes
+    :func:`kernels_pallas.int8_prep.int8_operands_pallas` (the same in one launch); this is its
+    reference.
+
+    No K permutation: s8 ``wgmma`` takes the 8-bit register layout's 4 bytes of a thread as 4
+    consecutive K, so the packed bytes are the A operand as loaded."""
+    m, k = x.shape
+    planes = layouts.TRITS_PER_BYTE[layout]
+    xf = jnp.pad(x.astype(jnp.float32), ((0, m_pad - m), (0, planes * rows - k)))
+    amax = jnp.max(jnp.abs(xf), axis=1)
+    xscale = jnp.where(amax > 0, amax / INT8_X_MAX, 1.0)
+    q = jnp.round(xf * (1.0 / xscale)[:, None]).astype(jnp.int32)
+    hi = (q + 128) >> 8
+    halves = jnp.concatenate([q - (hi << 8), hi])  # [2 m_pad, planes R]: lo rows, then hi
+    offset = halves.reshape(2 * m_pad, planes, rows).sum(axis=2, dtype=jnp.int32).T  # exact
+    xq = halves.astype(jnp.int8).reshape(2 * m_pad, planes, rows).transpose(1, 0, 2)
+    return xq, xscale, offset
+
+
+def finish_int8(
+    partials: jax.Array,
+    offset: jax.Array,
+    xscale: jax.Array,
+    scale: jax.Array,
+    m: int,
+    dtype,
+) -> jax.Array:
+    """``[split, N, 2 m_pad]`` int32 sums of ``(T + 1) lo`` and ``(T + 1) hi`` to
+    ``x @ (scale * T)`` ``[M, N]``: sum the splits and subtract the offset (``[planes, 2 m_pad]``;
+    exact, int32), then ``256 hi + lo`` in float32, transpose, x's scale and the columns' scale,
+    cast."""
+    from kernels_pallas.triton_matmul import scale_operand
+
+    m_pad = partials.shape[2] // 2
+    s, _ = scale_operand(scale, partials.shape[1])
+    d = partials.sum(axis=0) - offset.sum(axis=0)[None, :]
+    out = 256.0 * d[:, m_pad : m_pad + m].astype(jnp.float32) + d[:, :m].astype(jnp.float32)
+    return (out.T * xscale[:m, None] * s).astype(dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -292,14 +383,15 @@ def bf16_register_of(byte_register: tuple[int, ...], half: int) -> tuple[int, ..
     return tuple(dst)
 
 
-def _run_asm(asm: str, outs: int, word) -> list:
-    """The i32 results of inline PTX ``asm`` on one i32 register (its last operand)."""
+def _run_asm(asm: str, outs: int, *words) -> list:
+    """The i32 results of inline PTX ``asm`` on i32 registers (its last operands)."""
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import llvm
 
     i32 = ir.IntegerType.get_signless(32)
     struct = llvm.StructType.get_literal([i32] * outs)
-    res = llvm.inline_asm(struct, [word], asm, ",".join(["=r"] * outs + ["r"]))
+    constraints = ",".join(["=r"] * outs + ["r"] * len(words))
+    res = llvm.inline_asm(struct, list(words), asm, constraints)
     return [llvm.extractvalue(i32, res, [i]) for i in range(outs)]
 
 
@@ -317,10 +409,23 @@ def _as_bf16x2(value):
     return mgpu_utils.bitcast(value, ir.VectorType.get((2,), ir.BF16Type.get()))
 
 
+def _as_i8x4(value):
+    from jax.experimental.mosaic.gpu import utils as mgpu_utils
+    from jaxlib.mlir import ir
+
+    return mgpu_utils.bitcast(value, ir.VectorType.get((4,), ir.IntegerType.get_signless(8)))
+
+
 def _wgmma_array(registers: np.ndarray):
     from jax.experimental.mosaic.gpu import fragmented_array as fa
 
     return fa.FragmentedArray(_registers=registers, _layout=fa.WGMMA_LAYOUT, _is_signed=None)
+
+
+def _s8_array(registers: np.ndarray):
+    from jax.experimental.mosaic.gpu import fragmented_array as fa
+
+    return fa.FragmentedArray(_registers=registers, _layout=fa.WGMMA_LAYOUT_8BIT, _is_signed=True)
 
 
 def _byte_words_to_tiles(byte_registers: np.ndarray, shape: tuple[int, int], asm: str, outs: int):
@@ -394,6 +499,142 @@ def _plane_decode_fns(layout: str, shape: tuple[int, int]):
     return (lambda w8: spread(w8)[0]), planes
 
 
+def _int8_decode_asm(layout: str) -> tuple[str, int]:
+    """PTX taking 4 packed bytes ($P, P = outputs) to each plane's 4 codes ``T + 1`` in {0, 1,
+    2}, a byte each in the same order ($j: plane j), and the number of outputs (the planes).
+
+    2-bit: a shift and an AND a plane. 1.6-bit: the bytes in 16-bit lanes; per plane
+    ``3 m_j`` (one multiply a lane pair), whose high byte is digit j and low byte ``m_{j+1}``."""
+    planes = layouts.TRITS_PER_BYTE[layout]
+    src = f"${planes}"
+    if layout == "2bit":
+        lines = ["{", ".reg .b32 s;", f"and.b32 $0, {src}, 0x03030303;"]
+        for j in range(1, planes):
+            lines += [f"shr.b32 s, {src}, {2 * j};", f"and.b32 ${j}, s, 0x03030303;"]
+        return "\n".join([*lines, "}"]), planes
+    lines = [
+        "{",
+        ".reg .b32 lo, hi, z;",
+        "mov.b32 z, 0;",
+        f"prmt.b32 lo, {src}, z, 0x4140;",
+        f"prmt.b32 hi, {src}, z, 0x4342;",
+    ]
+    for j in range(planes):
+        lines += [
+            "mul.lo.u32 lo, lo, 3;",
+            "mul.lo.u32 hi, hi, 3;",
+            f"prmt.b32 ${j}, lo, hi, 0x7531;",  # each lane's high byte: the digits of bytes 0..3
+        ]
+        if j < planes - 1:
+            lines += ["and.b32 lo, lo, 0x00ff00ff;", "and.b32 hi, hi, 0x00ff00ff;"]
+    return "\n".join([*lines, "}"]), planes
+
+
+def _int8_plane_asm(layout: str, j: int) -> tuple[str, int, int]:
+    """The plane-wise s8 decode's block for plane j: 2-bit: the packed word ($1) to the codes
+    ($0); 1.6-bit: the spread state's two registers (:data:`SPREAD_ASM`; the last operands) to
+    the digits ($0) and, but for the last plane, the next state ($1, $2). Returns the PTX, the
+    outputs and the inputs."""
+    if layout == "2bit":
+        if not j:
+            return "and.b32 $0, $1, 0x03030303;", 1, 1
+        lines = ["{", ".reg .b32 s;", f"shr.b32 s, $1, {2 * j};", "and.b32 $0, s, 0x03030303;"]
+        return "\n".join([*lines, "}"]), 1, 1
+    outs = 3 if j < layouts.TRITS_PER_BYTE[layout] - 1 else 1
+    lines = [
+        "{",
+        ".reg .b32 a, b;",
+        f"mul.lo.u32 a, ${outs}, 3;",
+        f"mul.lo.u32 b, ${outs + 1}, 3;",
+        "prmt.b32 $0, a, b, 0x7531;",
+    ]
+    if outs == 3:
+        lines += ["and.b32 $1, a, 0x00ff00ff;", "and.b32 $2, b, 0x00ff00ff;"]
+    return "\n".join([*lines, "}"]), outs, 2
+
+
+def _int8_decode_fn(layout: str, shape: tuple[int, int]):
+    """``plgpu.inline_mgpu`` function: uint8 tile in the 8-bit WGMMA layout -> one s8 tile a
+    plane (the codes ``T + 1``), same layout, same positions."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+
+    asm, outs = _int8_decode_asm(layout)
+    out_type = plgpu.ShapeDtypeStruct(shape, jnp.int8, layout=plgpu.Layout.WGMMA_8BIT)
+
+    @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,) * outs)
+    def decode(ctx, w8):
+        del ctx
+        tiles = [np.empty(w8.registers.shape, dtype=object) for _ in range(outs)]
+        for idx in np.ndindex(w8.registers.shape):
+            for t, v in zip(tiles, _run_asm(asm, outs, _as_i32(w8.registers[idx])), strict=True):
+                t[idx] = _as_i8x4(v)
+        return tuple(_s8_array(t) for t in tiles)
+
+    return decode
+
+
+def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
+    """``(spread, planes)`` as :func:`_plane_decode_fns`, for the s8 tiles: 2-bit's state is the
+    uint8 tile itself; 1.6-bit's is :data:`SPREAD_ASM`'s bf16-typed tile (two registers a byte
+    register, at :func:`bf16_register_of`)."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+
+    planes = layouts.TRITS_PER_BYTE[layout]
+    s8_type = plgpu.ShapeDtypeStruct(shape, jnp.int8, layout=plgpu.Layout.WGMMA_8BIT)
+    if layout == "2bit":
+
+        def plane_2bit(j: int):
+            asm, _, _ = _int8_plane_asm(layout, j)
+
+            @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(s8_type,))
+            def plane(ctx, w8):
+                del ctx
+                regs = np.empty(w8.registers.shape, dtype=object)
+                for idx in np.ndindex(regs.shape):
+                    [v] = _run_asm(asm, 1, _as_i32(w8.registers[idx]))
+                    regs[idx] = _as_i8x4(v)
+                return (_s8_array(regs),)
+
+            return lambda w8: (plane(w8)[0], w8)
+
+        return (lambda w8: w8), [plane_2bit(j) for j in range(planes)]
+
+    spread, _ = _plane_decode_fns(layout, shape)
+    state_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
+    from jax.experimental.mosaic.gpu import fragmented_array as fa
+
+    byte_shape = fa.WGMMA_LAYOUT_8BIT.registers_shape(shape)
+
+    def plane_1p6bit(j: int):
+        asm, outs, _ = _int8_plane_asm(layout, j)
+        ret = (s8_type, state_type) if outs == 3 else (s8_type,)
+
+        @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA,), return_type=ret)
+        def plane(ctx, state):
+            del ctx
+            digits = np.empty(byte_shape, dtype=object)
+            nxt = np.empty(state.registers.shape, dtype=object)
+            for idx in np.ndindex(byte_shape):
+                pair = [bf16_register_of(idx, h) for h in (0, 1)]
+                ins = [_as_i32(state.registers[p]) for p in pair]
+                results = _run_asm(asm, outs, *ins)
+                digits[idx] = _as_i8x4(results[0])
+                if outs == 3:
+                    for p, v in zip(pair, results[1:], strict=True):
+                        nxt[p] = _as_bf16x2(v)
+            if outs == 3:
+                return _s8_array(digits), _wgmma_array(nxt)
+            return (_s8_array(digits),)
+
+        def run(state):
+            results = plane(state)
+            return results[0], (results[1] if outs == 3 else state)
+
+        return run
+
+    return spread, [plane_1p6bit(j) for j in range(planes)]
+
+
 # ----------------------------------------------------------------------------------------------
 # The kernel
 
@@ -462,11 +703,22 @@ def mosaic_ternary_matmul(
             f"{cfg}: in_flight must be in [0, {planes - 1}] (fewer than the planes a step) and "
             "needs stages >= 2"
         )
+    if cfg.int8 and bk == 32:
+        raise ValueError(f"{cfg}: int8 needs block_k 64 or 128 (no s8 register operand at 32)")
     m_pad = padded_m(m)
-    xk, offset = mosaic_operands(x, layout, rows, m_pad)
     tile_wg = tile_n // wgs
-    decode = _decode_fn(layout, (tile_wg, bk))
-    spread, plane_decoders = _plane_decode_fns(layout, (tile_wg, bk))
+    if cfg.int8:
+        from kernels_pallas.int8_prep import int8_operands_pallas
+
+        xk, xscale, offset = int8_operands_pallas(x, layout, rows, m_pad)
+        x_rows, x_itemsize, acc_dtype = 2 * m_pad, 1, jnp.int32
+        decode = _int8_decode_fn(layout, (tile_wg, bk))
+        spread, plane_decoders = _int8_plane_decode_fns(layout, (tile_wg, bk))
+    else:
+        xk, offset = mosaic_operands(x, layout, rows, m_pad)
+        x_rows, x_itemsize, acc_dtype = m_pad, 2, jnp.float32
+        decode = _decode_fn(layout, (tile_wg, bk))
+        spread, plane_decoders = _plane_decode_fns(layout, (tile_wg, bk))
     # x's tiles stay in use while a step's last wgmmas run on (in_flight); the packed bytes are
     # in registers by then, but the warp-specialized pipeline wants one delay for all inputs.
     x_delay = 1 if in_flight else 0
@@ -478,9 +730,9 @@ def mosaic_ternary_matmul(
         delay_release=w_delay,
     )
     x_spec = plgpu.BlockSpec(  # all planes' x tiles of a step in one TMA copy
-        (planes, m_pad, bk),
+        (planes, x_rows, bk),
         lambda s: (0, 0, s),
-        transforms=_swizzle_transforms(2 * bk, 2),
+        transforms=_swizzle_transforms(x_itemsize * bk, x_itemsize),
         delay_release=x_delay,
     )
 
@@ -528,7 +780,7 @@ def mosaic_ternary_matmul(
             )(*operands(x_gmem, w_gmem))
             store(acc_ref, o_smem.at[0], o_gmem, 0)
 
-        pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, m_pad), jnp.float32))
+        pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, x_rows), acc_dtype))
 
     def kernel_ws(x_gmem, w_gmem, o_gmem, o_smem):
         wg = lax.axis_index("wg")
@@ -538,7 +790,7 @@ def mosaic_ternary_matmul(
                 eval_pipeline(acc_ref)
                 store(acc_ref, o_smem.at[wg], o_gmem, wg)
 
-            pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, m_pad), jnp.float32))
+            pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, x_rows), acc_dtype))
 
         def body(_, w_smem, x_smem, acc_ref):
             mma_step(w_smem.at[pl.ds(wg * tile_wg, tile_wg)], x_smem, acc_ref)
@@ -558,10 +810,12 @@ def mosaic_ternary_matmul(
     threads = dict(num_threads=wgs + 1, thread_name="wg") if wgs > 1 else {}
     partials = plgpu.kernel(
         kernel_ws if wgs > 1 else kernel,
-        out_type=jax.ShapeDtypeStruct((split, n, m_pad), jnp.float32),
+        out_type=jax.ShapeDtypeStruct((split, n, x_rows), acc_dtype),
         grid=(n // tile_n, split),
         grid_names=("n", "s"),
-        scratch_types=[plgpu.SMEM((wgs, tile_wg, m_pad), jnp.float32)],
+        scratch_types=[plgpu.SMEM((wgs, tile_wg, x_rows), acc_dtype)],
         **threads,
     )(xk, packed_t)
+    if cfg.int8:
+        return finish_int8(partials, offset, xscale, scale, m, x.dtype)
     return finish(partials, offset, scale, m, x.dtype)

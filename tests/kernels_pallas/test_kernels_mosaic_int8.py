@@ -1,0 +1,384 @@
+"""The s8 path of the Mosaic GPU kernel (``MosaicConfig(int8=True)``) on the CPU.
+
+The kernel's s8 ``wgmma`` (register A operand) cannot run here: jax's CPU interpreter has no
+Mosaic GPU ``wgmma`` at all. So this checks what can be checked without a GPU, each part
+against an independent reference (float64 numpy, the layout's own unpacking of the trits):
+
+- the decode PTX (``_int8_decode_asm`` and the plane-wise ``_int8_plane_asm`` blocks) through
+  the emulator of test_kernels_ptx_decode.py: every byte value in every position of the word
+  gives the codes ``T + 1`` of every plane, in the same byte order;
+- x's preparation: ``int8_operands`` against its definition (row scale, rounding to int16,
+  the signed byte split, padding, the bytes' sums), and the Pallas kernel that the GPU path
+  runs (``int8_operands_pallas``, in interpret mode) against ``int8_operands``;
+- the host arithmetic: the device part (codes times bytes, int32 split-K partials) emulated in
+  numpy, then the shipped ``finish_int8``, against the float64 ``x @ (scale * T)``;
+- that the kernel lowers (Pallas -> Mosaic GPU, with the Triton preparation kernel) for both
+  layouts and both pipelines, and the errors of its int8 configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kernels_pallas import layouts
+from kernels_pallas.int8_prep import int8_operands_pallas
+from kernels_pallas.mosaic_matmul import (
+    INT8_X_MAX,
+    SPREAD_ASM,
+    MosaicConfig,
+    _int8_decode_asm,
+    _int8_plane_asm,
+    finish_int8,
+    int8_operands,
+    mosaic_ternary_matmul,
+    padded_m,
+)
+
+
+def _ptx_helpers():
+    """test_kernels_ptx_decode.py (the PTX emulator and its byte helpers), loaded by path: the
+    tests run with ``--import-mode=importlib``, so sibling test modules are not importable."""
+    name = "_mosaic_int8_ptx_helpers"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).with_name("test_kernels_ptx_decode.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_PTX = _ptx_helpers()
+run_ptx = _PTX.run_ptx
+_words_with_every_byte_at = _PTX._words_with_every_byte_at
+_plane_trits = _PTX._plane_trits
+
+
+def _register_bytes(reg: np.ndarray) -> np.ndarray:
+    """A register's 4 bytes ``[n, 4]`` (byte i: bits 8i .. 8i+7), as int64."""
+    reg = reg.astype(np.uint32)
+    return np.stack([(reg >> np.uint32(8 * i)) & np.uint32(0xFF) for i in range(4)], axis=1).astype(
+        np.int64
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Decode PTX
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize("position", range(4))
+def test_int8_ptx_gives_every_planes_codes(layout: str, position: int) -> None:
+    """_int8_decode_asm: the packed word in $P, plane j's codes T + 1 in $j, byte i of the
+    output from byte i of the word."""
+    asm, outs = _int8_decode_asm(layout)
+    planes = layouts.TRITS_PER_BYTE[layout]
+    assert outs == planes
+    words, reg = _words_with_every_byte_at(layout, position, seed=50 + position)
+    out = run_ptx(asm, {f"${planes}": reg})
+    for j in range(planes):
+        want = _plane_trits(words, layout, j).astype(np.int64) + 1
+        np.testing.assert_array_equal(_register_bytes(out[f"${j}"]), want, err_msg=f"plane {j}")
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize("position", range(4))
+def test_int8_plane_wise_ptx_gives_every_planes_codes(layout: str, position: int) -> None:
+    """The plane-wise s8 decode (in_flight): 2-bit: _int8_plane_asm(j) on the packed word;
+    1.6-bit: SPREAD_ASM on the word, then each plane's block on the two state registers, its
+    next state threaded into the next plane."""
+    planes = layouts.TRITS_PER_BYTE[layout]
+    words, reg = _words_with_every_byte_at(layout, position, seed=60 + position)
+    if layout == "1.6bit":
+        spread = run_ptx(SPREAD_ASM, {"$2": reg})
+        state = [spread["$0"], spread["$1"]]
+    for j in range(planes):
+        asm, outs, ins = _int8_plane_asm(layout, j)
+        if layout == "2bit":
+            assert (outs, ins) == (1, 1)
+            out = run_ptx(asm, {"$1": reg})
+        else:
+            assert (outs, ins) == ((3 if j < planes - 1 else 1), 2)
+            out = run_ptx(asm, {f"${outs}": state[0], f"${outs + 1}": state[1]})
+            if outs == 3:
+                state = [out["$1"], out["$2"]]
+        want = _plane_trits(words, layout, j).astype(np.int64) + 1
+        np.testing.assert_array_equal(_register_bytes(out["$0"]), want, err_msg=f"plane {j}")
+
+
+# ----------------------------------------------------------------------------------------------
+# x's preparation
+
+
+def _random_x(rng: np.random.Generator, m: int, k: int) -> np.ndarray:
+    """bf16-representable x (as float64) with rows of very different magnitudes, one of them all
+    zeros where M allows, and a few outliers."""
+    x = rng.standard_normal((m, k)) * 10.0 ** rng.uniform(-3, 3, (m, 1))
+    x[rng.integers(0, m, 3), rng.integers(0, k, 3)] *= 50.0
+    if m > 1:
+        x[m // 2] = 0.0
+    return np.asarray(jnp.asarray(x, jnp.bfloat16), np.float64)
+
+
+def _padded(x: np.ndarray, layout: str, rows: int, m_pad: int) -> np.ndarray:
+    """x in float64 padded to ``[m_pad, planes R]`` (column j R + r: plane j, row r)."""
+    m, k = x.shape
+    xp = np.zeros((m_pad, layouts.TRITS_PER_BYTE[layout] * rows))
+    xp[:m, :k] = x
+    return xp
+
+
+def _halves(xq, m_pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """The low and high bytes ``[m_pad, planes R]`` (int64) of ``[planes, 2 m_pad, R]``."""
+    xq = np.asarray(xq)
+    assert xq.dtype == np.int8
+    planes, two_m, rows = xq.shape
+    assert two_m == 2 * m_pad
+    flat = xq.astype(np.int64).transpose(1, 0, 2).reshape(two_m, planes * rows)
+    return flat[:m_pad], flat[m_pad:]
+
+
+def _plane_sums(lo: np.ndarray, hi: np.ndarray, planes: int) -> np.ndarray:
+    """Each plane's sums of the low and high bytes, ``[planes, 2 m_pad]`` (the offset's form)."""
+    both = np.concatenate([lo, hi])  # [2 m_pad, planes R]
+    return both.reshape(both.shape[0], planes, -1).sum(axis=2).T
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize("m,k", [(1, 1000), (5, 1000), (13, 2048), (8, 520)])
+def test_int8_operands_match_their_definition(layout: str, m: int, k: int) -> None:
+    rng = np.random.default_rng(100 * m + k)
+    x = _random_x(rng, m, k)
+    rows = layouts.rows_per_plane(k, layout)
+    planes = layouts.TRITS_PER_BYTE[layout]
+    m_pad = padded_m(m)
+    xq, xscale, offset = int8_operands(jnp.asarray(x, jnp.bfloat16), layout, rows, m_pad)
+    assert xq.shape == (planes, 2 * m_pad, rows)
+    assert xscale.shape == (m_pad,) and xscale.dtype == jnp.float32
+    assert offset.shape == (planes, 2 * m_pad) and offset.dtype == jnp.int32
+
+    xp = _padded(x, layout, rows, m_pad)
+    amax = np.abs(xp).max(axis=1)
+    want_scale = np.where(amax > 0, amax / INT8_X_MAX, 1.0)
+    scale = np.asarray(xscale, np.float64)
+    np.testing.assert_allclose(scale, want_scale, rtol=1e-6)
+    assert (scale[m:] == 1.0).all()
+
+    lo, hi = _halves(xq, m_pad)
+    assert hi.min() >= -127 and hi.max() <= 127
+    q = 256 * hi + lo
+    assert np.abs(q).max() <= INT8_X_MAX
+    # round to nearest: |x / s - q| <= 1/2, slack for float32's x * (1 / s) (|x / s| < 2**15)
+    err = np.abs(xp / scale[:, None] - q)
+    assert err.max() <= 0.5 + 2.0**-7, err.max()
+    # the full range is used: each nonzero row's largest |x| is +-INT8_X_MAX
+    live = amax > 0
+    peak = q[np.arange(m_pad), np.abs(xp).argmax(axis=1)]
+    np.testing.assert_array_equal(np.abs(peak[live]), INT8_X_MAX)
+    # padding: rows past M and K's padding columns hold zero bytes
+    assert not lo[m:].any() and not hi[m:].any()
+    assert not lo[:, k:].any() and not hi[:, k:].any()
+    zero_rows = ~live[:m]
+    assert not q[:m][zero_rows].any()
+    np.testing.assert_array_equal(np.asarray(offset), _plane_sums(lo, hi, planes))
+
+
+@pytest.mark.parametrize(
+    "layout,m,k", [("2bit", 5, 1000), ("1.6bit", 13, 1000), ("1.6bit", 1, 2560)]
+)
+def test_int8_operands_pallas_agrees_with_the_reference(layout: str, m: int, k: int) -> None:
+    """The preparation kernel the GPU path runs (interpret mode): the same scales, the same q
+    but for rounding ties (it rounds x * (1 / s) with a magic number), sums of its own bytes."""
+    rng = np.random.default_rng(7 * m + k)
+    x = _random_x(rng, m, k)
+    rows = layouts.rows_per_plane(k, layout)
+    m_pad = padded_m(m)
+    xb = jnp.asarray(x, jnp.bfloat16)
+    got = int8_operands_pallas(xb, layout, rows, m_pad, interpret=True)
+    want = int8_operands(xb, layout, rows, m_pad)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape and g.dtype == w.dtype
+    scale = np.asarray(got[1], np.float64)
+    np.testing.assert_allclose(scale, np.asarray(want[1], np.float64), rtol=1e-6)
+    assert (scale[m:] == 1.0).all()
+
+    lo, hi = _halves(got[0], m_pad)
+    assert hi.min() >= -127 and hi.max() <= 127
+    q = 256 * hi + lo
+    q_ref = 256 * _halves(want[0], m_pad)[1] + _halves(want[0], m_pad)[0]
+    diff = q - q_ref
+    assert np.abs(diff).max() <= 1
+    assert np.count_nonzero(diff) <= 4 + diff.size // 1000, np.count_nonzero(diff)
+    # where they differ, x / s is a near tie between the two
+    ratio = _padded(x, layout, rows, m_pad) / scale[:, None]
+    ties = np.abs(np.abs(ratio - q_ref) - 0.5)[diff != 0]
+    assert (ties <= 2.0**-7).all(), ties
+    assert not lo[m:].any() and not hi[m:].any()
+    assert not lo[:, k:].any() and not hi[:, k:].any()
+    planes = layouts.TRITS_PER_BYTE[layout]
+    np.testing.assert_array_equal(np.asarray(got[2]), _plane_sums(lo, hi, planes))
+
+
+# ----------------------------------------------------------------------------------------------
+# Host arithmetic, device part emulated
+
+
+def _emulated_int8_kernel(x, packed_t, scale, layout: str, block_k: int, split: int):
+    """The s8 kernel with its device part in numpy: the codes T + 1 of each plane (from the
+    packed bytes, through the layout's unpacking) times x's low and high bytes, summed over each
+    split's K-range in int64 and stored as int32; host parts as shipped. Also returns x as the
+    kernel quantized it (``scale q``, float64 ``[M, planes R]``)."""
+    m, _ = x.shape
+    n, rows = packed_t.shape
+    planes = layouts.TRITS_PER_BYTE[layout]
+    m_pad = padded_m(m)
+    assert rows % block_k == 0 and (rows // block_k) % split == 0
+    xq, xscale, offset = int8_operands(jnp.asarray(x, jnp.bfloat16), layout, rows, m_pad)
+    xq = np.asarray(xq, np.int64)  # [planes, 2 m_pad, R]
+    trits = layouts.unpack(np.ascontiguousarray(packed_t.T), planes * rows, layout)
+    codes = (trits.astype(np.int64) + 1).reshape(planes, rows, n)
+    per = rows // split
+    partials = np.zeros((split, n, 2 * m_pad), np.int64)
+    for s in range(split):
+        r = slice(s * per, (s + 1) * per)
+        for j in range(planes):
+            partials[s] += codes[j][r].T @ xq[j][:, r].T
+    assert np.abs(partials).max() < 2**31  # what the int32 accumulator holds
+    out = finish_int8(jnp.asarray(partials, jnp.int32), offset, xscale, scale, m, jnp.float32)
+    lo, hi = _halves(xq.astype(np.int8), m_pad)
+    x_hat = (256 * hi + lo)[:m] * np.asarray(xscale, np.float64)[:m, None]
+    return np.asarray(out, np.float64), x_hat
+
+
+@pytest.mark.parametrize(
+    "layout,m,k,n,split,scale_shape",
+    [
+        ("2bit", 1, 512, 128, 2, ()),
+        ("2bit", 13, 2560, 256, 5, (4,)),
+        ("2bit", 70, 768, 128, 1, (1,)),
+        ("1.6bit", 1, 512, 128, 2, ()),
+        ("1.6bit", 13, 2560, 256, 4, (4,)),
+        ("1.6bit", 70, 1200, 128, 1, (1,)),
+        ("1.6bit", 5, 1200, 256, 2, (256,)),
+    ],
+)
+def test_int8_host_arithmetic_matches_float64(layout, m, k, n, split, scale_shape) -> None:
+    rng = np.random.default_rng(m + k)
+    trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
+    packed = layouts.pack(trits, layout)
+    rows = packed.shape[0]
+    np.testing.assert_array_equal(layouts.unpack(packed, k, layout), trits)
+    x = np.asarray(jnp.asarray(rng.standard_normal((m, k)), jnp.bfloat16), np.float64)
+    if m > 4:
+        x[2] = 0.0
+    scale = rng.uniform(0.5, 2.0, scale_shape).astype(np.float32)
+    got, x_hat = _emulated_int8_kernel(x, packed.T.copy(), jnp.asarray(scale), layout, 64, split)
+    gamma = np.asarray(layouts.scale_per_column(jnp.asarray(scale), n), np.float64)
+    w = trits.astype(np.float64) * gamma
+    want = x @ w
+    assert got.shape == (m, n)
+    if m > 4:
+        assert not got[2].any()
+    # x quantized to int16 a row: max|x_row| / 65024 an element, far below bf16's 2**-9
+    err = np.linalg.norm(got - want) / np.linalg.norm(want)
+    assert err < 1e-4, err
+    # against the quantized x itself the sums are exact integers: only float32's epilogue
+    planes = layouts.TRITS_PER_BYTE[layout]
+    w_full = np.zeros((planes * rows, n))
+    w_full[:k] = w
+    exact = x_hat @ w_full
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5 * np.abs(exact).max())
+
+
+# ----------------------------------------------------------------------------------------------
+# Lowering and configuration
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize(
+    "m,cfg",
+    [
+        (1, MosaicConfig(64, 64, 1, 2, int8=True)),
+        (16, MosaicConfig(128, 64, 2, 3, int8=True, in_flight=1)),
+        (64, MosaicConfig(128, 64, 1, 3, 2, int8=True)),
+        (40, MosaicConfig(128, 64, 2, 3, 2, int8=True, in_flight=1)),
+        (8, MosaicConfig(128, 128, 2, 2, int8=True, in_flight=3)),
+    ],
+)
+def test_int8_kernel_lowers_for_the_gpu(layout: str, m: int, cfg: MosaicConfig) -> None:
+    """Pallas lowers the s8 kernel to a Mosaic GPU custom call on the CPU (its int32 partials
+    with 2 m_pad columns: low and high bytes), after the Triton preparation kernel."""
+    k = {"2bit": 2048, "1.6bit": 2560}[layout]
+    n = 512
+    rows = layouts.rows_per_plane(k, layout)
+    assert rows == 512
+    f = jax.jit(lambda x, w, s: mosaic_ternary_matmul(x, w, s, layout, cfg))
+    args = (
+        jax.ShapeDtypeStruct((m, k), jnp.bfloat16),
+        jax.ShapeDtypeStruct((n, rows), jnp.uint8),
+        jax.ShapeDtypeStruct((), jnp.float32),
+    )
+    text = f.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+    assert "mosaic_gpu" in text
+    assert "ternary_int8_x_" in text  # int8_operands_pallas' kernel
+    partials = f"tensor<{cfg.split_k}x{n}x{2 * padded_m(m)}xi32>"
+    calls = [line for line in text.splitlines() if "custom_call @mosaic_gpu" in line]
+    assert calls and any(partials in line for line in calls), partials
+
+
+def test_int8_kernel_rejects_block_k_32() -> None:
+    x = jnp.zeros((4, 1024), jnp.bfloat16)
+    w = jnp.zeros((512, 256), jnp.uint8)
+    with pytest.raises(ValueError, match="int8 needs block_k 64 or 128"):
+        mosaic_ternary_matmul(x, w, jnp.float32(1), "2bit", MosaicConfig(64, 32, 1, 2, int8=True))
+    with pytest.raises(ValueError, match="int8 needs block_k 64 or 128"):
+        mosaic_ternary_matmul(
+            x, w, jnp.float32(1), "2bit", MosaicConfig(128, 32, 2, 3, 2, in_flight=1, int8=True)
+        )
+
+
+def test_mosaic_config_parse_round_trip() -> None:
+    default = MosaicConfig.parse("128/64/2/3/1")
+    assert default == MosaicConfig(128, 64, 2, 3, 1)
+    assert default.in_flight == 0 and default.int8 is False
+    cfg = MosaicConfig.parse("128/64/2/3/1/1/1")
+    assert cfg == MosaicConfig(128, 64, 2, 3, 1, in_flight=1, int8=True)
+    assert cfg.int8 is True
+    assert MosaicConfig.parse("64/128/4/2/2/2") == MosaicConfig(64, 128, 4, 2, 2, in_flight=2)
+    assert MosaicConfig.parse("64/128/4/2/2/0/0").int8 is False
+    for c in (default, cfg, MosaicConfig(256, 32, 8, 4, 2, 3, True)):
+        fields = [getattr(c, f.name) for f in dataclasses.fields(c)]
+        assert MosaicConfig.parse("/".join(str(int(v)) for v in fields)) == c
+
+
+@pytest.mark.parametrize("text", ["128/64", "a/b/c/d/e", "1/2/3/4/5/6/2", "1/2/3/4/5/6/7/8", ""])
+def test_mosaic_config_parse_rejects_bad_text(text: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
+        MosaicConfig.parse(text)
+
+
+def test_default_tiling_takes_the_s8_kernel_up_to_m16() -> None:
+    """Unmeasured points: M <= 16 takes the s8 MMA (128 columns, 128 packed rows a step where
+    they divide R, 2 stages: the H200's fastest at M = 16); above, the bf16 one."""
+    from kernels_pallas.mosaic_matmul import default_mosaic_config
+
+    for layout, k in (("2bit", 8192), ("1.6bit", 8192), ("2bit", 3072)):
+        rows = layouts.rows_per_plane(k, layout)
+        cfg = default_mosaic_config(layout, 16, k, 28672)
+        assert cfg.int8 and cfg.block_k in (64, 128) and rows % cfg.block_k == 0
+        assert (rows // cfg.block_k) % cfg.split_k == 0 and cfg.stages == 2
+        assert not default_mosaic_config(layout, 32, k, 28672).int8
+    # 1.6-bit K = 8000: R = 1600, a multiple of 64 but not of 128
+    assert default_mosaic_config("1.6bit", 16, 8000, 28672).block_k == 64
+    # R = 32 * ceil(1000 / 160) = 224: no block_k of 64 divides it, so the bf16 kernel
+    assert not default_mosaic_config("1.6bit", 16, 1000, 28672).int8
