@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -65,9 +66,11 @@ def check(layout: str) -> float:
         (120, 1280, 128, MosaicConfig(64, 64, 1, 2, int8=True), ()),
     ]
     for m, k, n, cfg, scale_shape in cases:
-        cfg = fit_mosaic(cfg, layout, k, n)
-        if cfg is None:
+        fitted = fit_mosaic(cfg, layout, k, n)
+        if fitted is None:
+            print(f"check {layout} M={m} K={k} N={n} {cfg}: skipped, does not tile", flush=True)
             continue
+        cfg = fitted
         trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
         packed = layouts.pack(trits, layout)
         scale = rng.uniform(0.5, 2.0, scale_shape or ()).astype(np.float32)
@@ -117,7 +120,7 @@ def point_configs(
     m: int,
     k: int,
     n: int,
-    int8: list[bool] = (),
+    int8: Sequence[bool] = (),
 ) -> list[MosaicConfig]:
     """The listed configurations fitted to the point (``shipped`` resolved), each at every
     ``in_flight`` value (``--in-flight``; none: as listed) and every ``int8`` value

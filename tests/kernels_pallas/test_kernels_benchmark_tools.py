@@ -157,3 +157,16 @@ def test_read_probe_sums_the_words_it_reads() -> None:
         sums, split = probe.read_sum(jnp.asarray(words), tile, sms=4)
         np.testing.assert_array_equal(np.asarray(sums, np.int64), want)
         assert split == 2
+
+
+def test_fit_mosaic_keeps_int8_steps_at_64_packed_rows_or_more() -> None:
+    """``fit_mosaic`` halves block_k until it divides R, but the s8 tiling stops at 64 (no s8
+    register operand at 32): 1.6-bit K = 2048 has R = 416, which only 32 divides."""
+    from kernels_pallas.mosaic_matmul import MosaicConfig
+
+    kernels = _load("kernels")
+    bf16 = kernels.fit_mosaic(MosaicConfig(128, 128, 2, 2), "1.6bit", 2048, 512)
+    assert bf16 is not None and bf16.block_k == 32 and 416 // 32 % bf16.split_k == 0
+    assert kernels.fit_mosaic(MosaicConfig(128, 128, 2, 2, int8=True), "1.6bit", 2048, 512) is None
+    s8 = kernels.fit_mosaic(MosaicConfig(128, 128, 0, 2, int8=True), "1.6bit", 2560, 512)
+    assert s8.block_k == 128 and s8.int8 and 512 // 128 % s8.split_k == 0
