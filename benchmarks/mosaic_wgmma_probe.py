@@ -137,16 +137,15 @@ def point_configs(
         if c is None:
             continue
         variants = [c.replace(in_flight=f) for f in in_flight] if in_flight else [c]
-        if int8:
-            variants = [v.replace(int8=i) for v in variants for i in int8]
-        rows = layouts.rows_per_plane(k, layout)
-        fitted = []
-        for v in variants:
-            if v.int8 and v.block_k == 32:
-                v = fit_mosaic(v.replace(block_k=64), layout, k, n) if rows % 64 == 0 else None
-            if v is not None and not (v.in_flight and v.stages < 2):
-                fitted.append(v)
-        out += fitted
+        if int8:  # fit_mosaic keeps an s8 tiling's block_k at 64 or more, or gives None
+            variants = [
+                fit_mosaic(v.replace(int8=True, block_k=max(v.block_k, 64)), layout, k, n)
+                if i
+                else v.replace(int8=False)
+                for v in variants
+                for i in int8
+            ]
+        out += [v for v in variants if v is not None and not (v.in_flight and v.stages < 2)]
     return list(dict.fromkeys(out))
 
 

@@ -21,10 +21,8 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from kernels_pallas import layouts
+from kernels_pallas.mosaic_matmul import INT8_X_MAX
 from kernels_pallas.triton_dp2a import MAGIC, MAGIC_BITS
-
-X_MAX = 127 * 256
-"""Largest ``|q|`` (``mosaic_matmul.INT8_X_MAX``: the high byte stays in [-127, 127])."""
 
 
 def _next_pow2(v: int) -> int:
@@ -51,7 +49,7 @@ def _kernel(x_ref, q_ref, s_ref, o_ref, *, m: int, k: int, rows: int, planes: in
         xp = xp.astype(jnp.float32)
         amax = jnp.maximum(amax, jnp.max(jnp.abs(xp)))
         mine = jnp.where(j == p, xp, mine)
-    scale = jnp.where(amax > 0, amax / X_MAX, 1.0)
+    scale = jnp.where(amax > 0, amax / INT8_X_MAX, 1.0)
     # round to nearest even: the float x / s + 1.5 * 2**23 holds round(x / s) in its bits
     q = lax.bitcast_convert_type(mine * (1.0 / scale) + MAGIC, jnp.int32) - jnp.int32(MAGIC_BITS)
     hi = (q + 128) >> 8

@@ -553,16 +553,16 @@ def _int8_plane_asm(layout: str, j: int) -> tuple[str, int, int]:
     return "\n".join([*lines, "}"]), outs, 2
 
 
-def _int8_decode_fn(layout: str, shape: tuple[int, int]):
-    """``plgpu.inline_mgpu`` function: uint8 tile in the 8-bit WGMMA layout -> one s8 tile a
-    plane (the codes ``T + 1``), same layout, same positions."""
+def _s8_tiles_fn(asm: str, outs: int, shape: tuple[int, int]):
+    """``plgpu.inline_mgpu`` function: ``asm`` (one packed word in, ``outs`` words out) on each
+    register of a uint8 tile in the 8-bit WGMMA layout -> ``outs`` s8 tiles, same layout, same
+    positions."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
-    asm, outs = _int8_decode_asm(layout)
     out_type = plgpu.ShapeDtypeStruct(shape, jnp.int8, layout=plgpu.Layout.WGMMA_8BIT)
 
     @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,) * outs)
-    def decode(ctx, w8):
+    def tiles_of(ctx, w8):
         del ctx
         tiles = [np.empty(w8.registers.shape, dtype=object) for _ in range(outs)]
         for idx in np.ndindex(w8.registers.shape):
@@ -570,7 +570,12 @@ def _int8_decode_fn(layout: str, shape: tuple[int, int]):
                 t[idx] = _as_i8x4(v)
         return tuple(_s8_array(t) for t in tiles)
 
-    return decode
+    return tiles_of
+
+
+def _int8_decode_fn(layout: str, shape: tuple[int, int]):
+    """uint8 tile in the 8-bit WGMMA layout -> one s8 tile a plane (the codes ``T + 1``)."""
+    return _s8_tiles_fn(*_int8_decode_asm(layout), shape)
 
 
 def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
@@ -580,25 +585,15 @@ def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
     planes = layouts.TRITS_PER_BYTE[layout]
-    s8_type = plgpu.ShapeDtypeStruct(shape, jnp.int8, layout=plgpu.Layout.WGMMA_8BIT)
     if layout == "2bit":
 
         def plane_2bit(j: int):
-            asm, _, _ = _int8_plane_asm(layout, j)
-
-            @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(s8_type,))
-            def plane(ctx, w8):
-                del ctx
-                regs = np.empty(w8.registers.shape, dtype=object)
-                for idx in np.ndindex(regs.shape):
-                    [v] = _run_asm(asm, 1, _as_i32(w8.registers[idx]))
-                    regs[idx] = _as_i8x4(v)
-                return (_s8_array(regs),)
-
+            plane = _s8_tiles_fn(_int8_plane_asm(layout, j)[0], 1, shape)
             return lambda w8: (plane(w8)[0], w8)
 
         return (lambda w8: w8), [plane_2bit(j) for j in range(planes)]
 
+    s8_type = plgpu.ShapeDtypeStruct(shape, jnp.int8, layout=plgpu.Layout.WGMMA_8BIT)
     spread, _ = _plane_decode_fns(layout, shape)
     state_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
     from jax.experimental.mosaic.gpu import fragmented_array as fa

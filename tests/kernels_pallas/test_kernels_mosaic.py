@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -164,7 +163,7 @@ def test_host_arithmetic_matches_float64(layout, m, k, n, split, scale_shape) ->
         (40, MosaicConfig(128, 64, 1, 3, 2, in_flight=1)),
     ],
 )
-def test_kernel_lowers_for_the_gpu(layout: str, m: int, cfg: MosaicConfig) -> None:
+def test_kernel_lowers_for_the_gpu(layout: str, m: int, cfg: MosaicConfig, lowered_mosaic) -> None:
     """Pallas lowers it to a Mosaic GPU custom call on the CPU (no GPU needed): the Python side
     of the kernel (pipeline, layouts, inline PTX, wgmma operand shapes) is well formed."""
     k, n = 1024, 512
@@ -173,14 +172,7 @@ def test_kernel_lowers_for_the_gpu(layout: str, m: int, cfg: MosaicConfig) -> No
         cfg = cfg.replace(block_k=32)
     if (rows // cfg.block_k) % cfg.split_k:
         cfg = cfg.replace(split_k=1)
-    f = jax.jit(lambda x, w, s: mosaic_ternary_matmul(x, w, s, layout, cfg))
-    args = (
-        jax.ShapeDtypeStruct((m, k), jnp.bfloat16),
-        jax.ShapeDtypeStruct((n, rows), jnp.uint8),
-        jax.ShapeDtypeStruct((), jnp.float32),
-    )
-    text = f.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
-    assert "mosaic_gpu" in text
+    assert "mosaic_gpu" in lowered_mosaic(layout, m, k, n, cfg)
 
 
 def test_kernel_rejects_what_it_cannot_tile() -> None:

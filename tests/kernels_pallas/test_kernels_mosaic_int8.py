@@ -24,7 +24,6 @@ import re
 import sys
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -315,20 +314,15 @@ def test_int8_host_arithmetic_matches_float64(layout, m, k, n, split, scale_shap
         (8, MosaicConfig(128, 128, 2, 2, int8=True, in_flight=3)),
     ],
 )
-def test_int8_kernel_lowers_for_the_gpu(layout: str, m: int, cfg: MosaicConfig) -> None:
+def test_int8_kernel_lowers_for_the_gpu(
+    layout: str, m: int, cfg: MosaicConfig, lowered_mosaic
+) -> None:
     """Pallas lowers the s8 kernel to a Mosaic GPU custom call on the CPU (its int32 partials
     with 2 m_pad columns: low and high bytes), after the Triton preparation kernel."""
     k = {"2bit": 2048, "1.6bit": 2560}[layout]
     n = 512
-    rows = layouts.rows_per_plane(k, layout)
-    assert rows == 512
-    f = jax.jit(lambda x, w, s: mosaic_ternary_matmul(x, w, s, layout, cfg))
-    args = (
-        jax.ShapeDtypeStruct((m, k), jnp.bfloat16),
-        jax.ShapeDtypeStruct((n, rows), jnp.uint8),
-        jax.ShapeDtypeStruct((), jnp.float32),
-    )
-    text = f.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+    assert layouts.rows_per_plane(k, layout) == 512
+    text = lowered_mosaic(layout, m, k, n, cfg)
     assert "mosaic_gpu" in text
     assert "ternary_int8_x_" in text  # int8_operands_pallas' kernel
     partials = f"tensor<{cfg.split_k}x{n}x{2 * padded_m(m)}xi32>"
