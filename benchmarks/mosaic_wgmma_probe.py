@@ -64,6 +64,10 @@ def check(layout: str) -> float:
         (13, 2560, 512, MosaicConfig(128, 64, 2, 3, in_flight=1, int8=True), (4,)),
         (64, 2560, 256, MosaicConfig(128, 64, 1, 3, 2, in_flight=2, int8=True), ()),
         (120, 1280, 128, MosaicConfig(64, 64, 1, 2, int8=True), ()),
+        (5, 2560, 512, MosaicConfig(128, 128, 1, 2, int8=True), (4,)),
+        (13, 2560, 1024, MosaicConfig(128, 64, 1, 2, int8=True), (16,)),
+        (16, 2560, 512, MosaicConfig(128, 128, 1, 2, in_flight=2, int8=True), ()),
+        (1, 2048, 768, MosaicConfig(128, 64, 1, 2, 2, int8=True), (3,)),
     ]
     for m, k, n, cfg, scale_shape in cases:
         fitted = fit_mosaic(cfg, layout, k, n)
@@ -77,13 +81,19 @@ def check(layout: str) -> float:
         x = jnp.asarray(rng.standard_normal((m, k)), jnp.bfloat16)
         gamma = layouts.scale_per_column(jnp.asarray(scale), n)
         want = np.asarray(x, np.float64) @ (trits.astype(np.float64) * np.asarray(gamma)[None])
-        got = mosaic_ternary_matmul(
-            x, jnp.asarray(packed.T.copy()), jnp.asarray(scale), layout, cfg
+        # the s8 kernel's own epilogue (one split) and the separate one
+        fused = cfg.int8 and mosaic_matmul.fused_int8_epilogue(
+            cfg.split_k, cfg.tile_n // cfg.compute_wgs, n, scale.shape
         )
-        got = np.asarray(got, np.float64)
-        err = float(np.linalg.norm(got - want) / np.linalg.norm(want))
-        worst = max(worst, err)
-        print(f"check {layout} M={m} K={k} N={n} {cfg}: rel err {err:.2e}", flush=True)
+        for fuse in (True, False) if fused else (True,):
+            got = mosaic_ternary_matmul(
+                x, jnp.asarray(packed.T.copy()), jnp.asarray(scale), layout, cfg, fuse
+            )
+            got = np.asarray(got, np.float64)
+            err = float(np.linalg.norm(got - want) / np.linalg.norm(want))
+            worst = max(worst, err)
+            how = "" if not fused else (" fused" if fuse else " separate epilogue")
+            print(f"check {layout} M={m} K={k} N={n} {cfg}{how}: rel err {err:.2e}", flush=True)
     return worst
 
 
@@ -174,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also time each configuration with x prepared by an indexed gather (the K "
         "permutation as it was before 2026-12-02) instead of the shipped reshape",
     )
+    ap.add_argument(
+        "--separate-epilogue",
+        action="store_true",
+        help="also time each s8 configuration of one split with the epilogue after the kernel "
+        "(fuse_epilogue=False), as before 2026-12-02",
+    )
     args = ap.parse_args(argv)
     in_flight = [int(v) for v in args.in_flight.split(",")] if args.in_flight else []
     int8 = [bool(int(v)) for v in args.int8.split(",")] if args.int8 else []
@@ -212,12 +228,22 @@ def main(argv: list[str] | None = None) -> int:
                 configs = point_configs(
                     parse_configs(args.configs), in_flight, layout, m, k, n, int8
                 )
-                for c in configs * args.rounds:
+                runs = [
+                    (cfg, fuse)
+                    for cfg in configs
+                    for fuse in (
+                        (True, False)
+                        if args.separate_epilogue and cfg.int8 and cfg.split_k == 1
+                        else (True,)
+                    )
+                ]
+                for c, fuse in runs * args.rounds:
 
-                    def call(x, w, c=c, layout=layout):
-                        return mosaic_ternary_matmul(x, w, jnp.float32(0.5), layout, c)
+                    def call(x, w, c=c, layout=layout, fuse=fuse):
+                        return mosaic_ternary_matmul(x, w, jnp.float32(0.5), layout, c, fuse)
 
                     name = "/".join(str(v) for v in dataclasses.astuple(c))
+                    name += "" if fuse else " sep"
                     for prep in ("", "gather") if args.prep else ("",):
                         if args.prep:  # retrace with this x preparation
                             mosaic_matmul.mosaic_operands = (

@@ -29,7 +29,9 @@ after the kernel (:func:`kernels_pallas.triton_matmul.raw_code_operands`).
 are bytes (2-bit: a shift and an AND a plane and word; 1.6-bit: a multiply a lane pair), in the
 8-bit register layout as loaded, so x needs no K permutation; x is quantized to int16 a row and
 split into two signed bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
-recombined after the kernel (:func:`int8_operands`, :func:`finish_int8`).
+recombined (:func:`int8_operands`, :func:`finish_int8`): with one split by the kernel itself,
+which then writes the bf16 product (:func:`_int8_finish_fn`), so that a call is x's preparation
+and this kernel, two launches; with more, by XLA after it.
 
 Only a GPU with Mosaic GPU (sm_90a) runs it; jax's CPU interpreter has no register-A ``wgmma``,
 so the CPU tests check its host-side arithmetic (K order, operands, epilogue) against float64
@@ -116,8 +118,16 @@ MOSAIC_MIN_N = 8192
 3072 x 3072 and 9216 x 3072 at every M, and the Mosaic kernel on every N >= 8192 at M = 32 to
 128."""
 MOSAIC_M16_MIN_WEIGHTS = 1 << 27
-"""From this many weights (K * N) up, M = 9 to 16 takes this kernel too (8192 x 28672 at
-M = 16 on the H200: 2-bit 47.3 against 51.9 us, 1.6-bit 56.1 against 58.0)."""
+"""From this many weights (K * N) up, M = ``MOSAIC_SMALL_MIN_M`` to 16 takes this kernel too
+(the s8 MMA with its own epilogue; 8192 x 28672 on the H200, three rounds each: 2-bit at M = 4
+30.3-39.2 us against 43.6 for the Triton kernels, at M = 8 32.6-36.0 against 44.9, 1.6-bit
+31.9-35.6 against 54.4 and 32.7-50.2 against 56.1). 8192 x 8192 (2**26) stays with Triton:
+17-19 us there against 20-32, the Mosaic launch's own floor."""
+MOSAIC_SMALL_MIN_M = 4
+"""The smallest M that the largest layers give this kernel: at M = 1 the CUDA-core kernels
+were level with it on the wall clock (2-bit 31.3 against 28.6-38.3 us, 1.6-bit 36.1 against
+32.4-51.3) though 16% faster on the GPU's (22.9 against 27.3 us): the Mosaic call costs the
+host more (docs/benchmarks.md). M = 2 and 3 were not timed."""
 INT8_MAX_M = 16
 """Up to this M the rules take the s8 MMA (``MosaicConfig.int8``): on the H200's 8192 x 28672 at
 M = 16 it ran 2-bit in 31.6-42.7 us against 38.5-52.0 for the bf16 MMA's best tiling, 1.6-bit in
@@ -142,11 +152,11 @@ def is_hopper(device: jax.Device) -> bool:
 def use_mosaic(m: int, k: int, n: int) -> bool:
     """Whether ``ternary_matmul`` takes this kernel for ``[M, K] x [K, N]`` where no measured
     table says (given the packed matrix transposed and a Hopper GPU): ``MOSAIC_MIN_M <= M <=
-    MOSAIC_MAX_M`` with N >= ``MOSAIC_MIN_N``, or M from 9 on from ``MOSAIC_M16_MIN_WEIGHTS``
-    weights."""
+    MOSAIC_MAX_M`` with N >= ``MOSAIC_MIN_N``, or M from ``MOSAIC_SMALL_MIN_M`` on from
+    ``MOSAIC_M16_MIN_WEIGHTS`` weights."""
     if MOSAIC_MIN_M <= m <= MOSAIC_MAX_M and n >= MOSAIC_MIN_N:
         return True
-    return 8 < m < MOSAIC_MIN_M and k * n >= MOSAIC_M16_MIN_WEIGHTS
+    return MOSAIC_SMALL_MIN_M <= m < MOSAIC_MIN_M and k * n >= MOSAIC_M16_MIN_WEIGHTS
 
 
 def preferred_mosaic_config(
@@ -178,7 +188,9 @@ def even_split(steps: int, tiles: int, ctas: int) -> int:
 def default_mosaic_config(layout: str, m: int, k: int, n: int, num_sms: int = 132) -> MosaicConfig:
     """Tiling rules where no table covers a point (from the H200 sweeps in docs/benchmarks.md):
     up to M = ``INT8_MAX_M`` the s8 MMA, 128 columns and 128 packed rows a step (64 where 128
-    does not divide R), 2 stages; else
+    does not divide R), 2 stages, and no split-K once the tiles fill every SM (one split
+    writes the product in the kernel, :func:`fused_int8_epilogue`: on the H200's 8192 x 28672,
+    224 tiles, split 1 beat split 2 at M = 1 to 16); else
     128 output columns a CTA and 64 packed rows a step (32 where 64 does not divide R);
     2-bit: one warpgroup, 2 stages; 1.6-bit: warp-specialized, 4 stages; above M = 64 one
     warpgroup, 2 stages and 32 rows a step (the x tiles grow with M: shared memory). Split-K
@@ -187,7 +199,8 @@ def default_mosaic_config(layout: str, m: int, k: int, n: int, num_sms: int = 13
     tile_n = 128 if n % 128 == 0 else 64
     if m <= INT8_MAX_M and rows % 64 == 0:
         block_k = 128 if rows % 128 == 0 else 64
-        split = even_split(rows // block_k, n // tile_n, 2 * num_sms)
+        tiles = n // tile_n
+        split = 1 if tiles >= num_sms else even_split(rows // block_k, tiles, num_sms)
         return MosaicConfig(tile_n, block_k, split, stages=2, compute_wgs=1, int8=True)
     block_k = 64 if rows % 64 == 0 and m <= 64 else 32
     split = even_split(rows // block_k, n // tile_n, 2 * num_sms)
@@ -630,6 +643,75 @@ def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
     return spread, [plane_1p6bit(j) for j in range(planes)]
 
 
+def fused_int8_epilogue(split_k: int, tile_wg: int, n: int, scale_shape) -> bool:
+    """Whether the s8 kernel finishes its tiles itself (:func:`_int8_finish_fn`): one split
+    (no partial sums to add) and one gamma a tile or a whole number of them (a per-column-block
+    scale whose blocks neither hold nor divide a warpgroup's ``tile_wg`` columns takes
+    :func:`finish_int8` after the kernel)."""
+    if split_k != 1:
+        return False
+    block = n // layouts.check_scale_shape(tuple(scale_shape), n)
+    return block % tile_wg == 0 or tile_wg % block == 0
+
+
+def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: int):
+    """``plgpu.inline_mgpu`` function finishing one warpgroup's s8 tile in the kernel: the
+    int32 accumulator ``[tile_wg, 2 m_pad]`` (low bytes' sums, then high bytes'), x's plane
+    sums ``[planes, 2 m_pad]`` and scales ``[m_pad]`` (the preparation's), the gammas of the
+    tile (a ref whose element ``row // gamma_block`` is row's; ``gamma_block = 0``: element 0
+    for all), and the output's ``[M, tile_wg]`` columns, which it writes as
+    :func:`finish_int8` would (``256 (hi - sum hi) + (lo - sum lo)``, times x's scale and
+    gamma, bf16), a thread its own elements. Transposing by address costs no shuffle: the
+    output is ``M x tile_wg`` bf16 (4 KB a CTA at M = 16), so that the stores' poor coalescing
+    weighs nothing against a launch of its own."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import arith, memref
+
+    acc_layout = plgpu.Layout.WGMMA
+
+    @plgpu.inline_mgpu(
+        arg_types=(acc_layout, plgpu.RefType(), plgpu.RefType(), plgpu.RefType(), plgpu.RefType())
+    )
+    def finish_tile(ctx, acc, offset_ref, xscale_ref, gamma_ref, out_ref):
+        from jax.experimental.mosaic.gpu import utils as mgpu_utils
+
+        del ctx
+        index, f32 = ir.IndexType.get(), ir.F32Type.get()
+
+        def const(v: int):
+            return arith.constant(index, v)
+
+        lows, highs = [], []
+        acc[:, :m_pad].foreach(lambda v, idx: lows.append((v, idx)))
+        acc[:, m_pad:].foreach(lambda v, idx: highs.append(v))
+        # every load before any store, so that LLVM merges those of the same address
+        terms = []
+        for (lo, (row, col)), hi in zip(lows, highs, strict=True):
+            for j in range(planes):
+                lo = arith.subi(lo, memref.load(offset_ref, [const(j), col]))
+                hi = arith.subi(
+                    hi, memref.load(offset_ref, [const(j), arith.addi(col, const(m_pad))])
+                )
+            g = const(0) if not gamma_block else arith.divui(row, const(gamma_block))
+            factor = arith.mulf(memref.load(xscale_ref, [col]), memref.load(gamma_ref, [g]))
+            terms.append((lo, hi, factor, row, col))
+        for lo, hi, factor, row, col in terms:
+            v = arith.addf(
+                arith.mulf(arith.sitofp(f32, hi), arith.constant(f32, 256.0)),
+                arith.sitofp(f32, lo),
+            )
+            out = arith.truncf(ir.BF16Type.get(), arith.mulf(v, factor))
+            if m == m_pad:
+                memref.store(out, out_ref, [col, row])
+                continue
+            live = arith.cmpi(arith.CmpIPredicate.ult, col, const(m))
+            with mgpu_utils.when(live):
+                memref.store(out, out_ref, [col, row])
+
+    return finish_tile
+
+
 # ----------------------------------------------------------------------------------------------
 # The kernel
 
@@ -644,16 +726,20 @@ def _swizzle_transforms(row_bytes: int, itemsize: int):
     )
 
 
-@functools.partial(jax.jit, static_argnames=("layout", "config"))
+@functools.partial(jax.jit, static_argnames=("layout", "config", "fuse_epilogue"))
 def mosaic_ternary_matmul(
     x: jax.Array,
     packed_t: jax.Array,
     scale: jax.Array,
     layout: str = "2bit",
     config: MosaicConfig = MosaicConfig(),
+    fuse_epilogue: bool = True,
 ) -> jax.Array:
     """``x @ (scale * T)`` for bf16 ``x [M, K]`` and ``packed_t = packed.T`` (``[N, R]``, the
-    layouts of ``layouts.py`` transposed); M <= 256, ``config`` must tile N and R."""
+    layouts of ``layouts.py`` transposed); M <= 256, ``config`` must tile N and R.
+
+    The s8 kernel writes the product itself where :func:`fused_int8_epilogue` allows (one
+    split); ``fuse_epilogue=False`` takes the separate epilogue there too (for comparisons)."""
     import jax.experimental.pallas as pl
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
@@ -702,6 +788,7 @@ def mosaic_ternary_matmul(
         raise ValueError(f"{cfg}: int8 needs block_k 64 or 128 (no s8 register operand at 32)")
     m_pad = padded_m(m)
     tile_wg = tile_n // wgs
+    fused = cfg.int8 and fuse_epilogue and fused_int8_epilogue(split, tile_wg, n, jnp.shape(scale))
     if cfg.int8:
         from kernels_pallas.int8_prep import int8_operands_pallas
 
@@ -754,18 +841,42 @@ def mosaic_ternary_matmul(
             plgpu.wgmma(acc_ref, wj, x_smem.at[j].T)
             plgpu.wgmma_wait(in_flight)
 
-    def store(acc_ref, o_smem, o_gmem, wg):
-        """A warpgroup's accumulator to its columns of the CTA's split-K partial sums."""
+    if fused:
+        gamma = jnp.asarray(scale, jnp.float32).reshape(-1)
+        gamma_block = n // gamma.shape[0]
+        per_tile = gamma_block % tile_wg == 0
+        finish_tile = _int8_finish_fn(m, m_pad, tile_wg, planes, 0 if per_tile else gamma_block)
+
+    def unpack(refs):
+        """The kernel's refs: x, the packed bytes, the output, the fused epilogue's operands
+        (x's plane sums, x's scales, the gammas) and the partial sums' staging buffer."""
+        if fused:
+            x_gmem, w_gmem, off_gmem, xs_gmem, g_gmem, o_gmem = refs
+            return x_gmem, w_gmem, o_gmem, (off_gmem, xs_gmem, g_gmem), None
+        x_gmem, w_gmem, o_gmem, o_smem = refs
+        return x_gmem, w_gmem, o_gmem, (), o_smem
+
+    def store(acc_ref, o_smem, o_gmem, wg, epilogue_refs):
+        """A warpgroup's accumulator to its columns of the product (fused) or of the CTA's
+        split-K partial sums."""
         plgpu.wgmma_wait(0)
+        n0 = lax.axis_index("n") * tile_n + wg * tile_wg
+        if fused:
+            off_gmem, xs_gmem, g_gmem = epilogue_refs
+            width = 1 if per_tile else tile_wg // gamma_block
+            gammas = g_gmem.at[pl.ds(n0 // gamma_block, width)]
+            finish_tile(acc_ref[...], off_gmem, xs_gmem, gammas, o_gmem.at[:, pl.ds(n0, tile_wg)])
+            return
         o_smem[...] = acc_ref[...]
         plgpu.commit_smem()
-        n0 = lax.axis_index("n") * tile_n + wg * tile_wg
         plgpu.copy_smem_to_gmem(o_smem, o_gmem.at[lax.axis_index("s"), pl.ds(n0, tile_wg)])
         plgpu.wait_smem_to_gmem(0)
 
     in_specs = [w_spec, x_spec]
 
-    def kernel(x_gmem, w_gmem, o_gmem, o_smem):
+    def kernel(*refs):
+        x_gmem, w_gmem, o_gmem, epilogue_refs, o_smem = unpack(refs)
+
         def acc_scope(acc_ref):
             def body(_, w_smem, x_smem):
                 mma_step(w_smem, x_smem, acc_ref)
@@ -773,17 +884,18 @@ def mosaic_ternary_matmul(
             plgpu.emit_pipeline(
                 body, grid=(per_split,), in_specs=in_specs, max_concurrent_steps=cfg.stages
             )(*operands(x_gmem, w_gmem))
-            store(acc_ref, o_smem.at[0], o_gmem, 0)
+            store(acc_ref, None if o_smem is None else o_smem.at[0], o_gmem, 0, epilogue_refs)
 
         pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, x_rows), acc_dtype))
 
-    def kernel_ws(x_gmem, w_gmem, o_gmem, o_smem):
+    def kernel_ws(*refs):
+        x_gmem, w_gmem, o_gmem, epilogue_refs, o_smem = unpack(refs)
         wg = lax.axis_index("wg")
 
         def compute_context(eval_pipeline):
             def acc_scope(acc_ref):
                 eval_pipeline(acc_ref)
-                store(acc_ref, o_smem.at[wg], o_gmem, wg)
+                store(acc_ref, None if o_smem is None else o_smem.at[wg], o_gmem, wg, epilogue_refs)
 
             pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, x_rows), acc_dtype))
 
@@ -803,13 +915,19 @@ def mosaic_ternary_matmul(
         )(*operands(x_gmem, w_gmem))
 
     threads = dict(num_threads=wgs + 1, thread_name="wg") if wgs > 1 else {}
-    partials = plgpu.kernel(
+    launch = functools.partial(
+        plgpu.kernel,
         kernel_ws if wgs > 1 else kernel,
-        out_type=jax.ShapeDtypeStruct((split, n, x_rows), acc_dtype),
         grid=(n // tile_n, split),
         grid_names=("n", "s"),
-        scratch_types=[plgpu.SMEM((wgs, tile_wg, x_rows), acc_dtype)],
         **threads,
+    )
+    if fused:
+        out_type = jax.ShapeDtypeStruct((m, n), x.dtype)
+        return launch(out_type=out_type)(xk, packed_t, offset, xscale, gamma)
+    partials = launch(
+        out_type=jax.ShapeDtypeStruct((split, n, x_rows), acc_dtype),
+        scratch_types=[plgpu.SMEM((wgs, tile_wg, x_rows), acc_dtype)],
     )(xk, packed_t)
     if cfg.int8:
         return finish_int8(partials, offset, xscale, scale, m, x.dtype)

@@ -214,6 +214,8 @@ def test_use_mosaic_ranges() -> None:
     assert not use_mosaic(1, 8192, 28672)
     assert not use_mosaic(16, 3072, 9216)
     assert use_mosaic(16, 8192, 28672) and use_mosaic(9, 8192, 28672)
+    assert use_mosaic(4, 8192, 28672) and not use_mosaic(3, 8192, 28672)
+    assert not use_mosaic(4, 8192, 8192)  # 2**26 weights: the Triton kernels
     assert use_mosaic(17, 3072, 9216) and use_mosaic(128, 8192, 8192)
     assert not use_mosaic(64, 9216, 3072)
     assert not use_mosaic(129, 8192, 28672)

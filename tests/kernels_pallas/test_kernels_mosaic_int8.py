@@ -37,6 +37,7 @@ from kernels_pallas.mosaic_matmul import (
     _int8_decode_asm,
     _int8_plane_asm,
     finish_int8,
+    fused_int8_epilogue,
     int8_operands,
     mosaic_ternary_matmul,
     padded_m,
@@ -317,17 +318,62 @@ def test_int8_host_arithmetic_matches_float64(layout, m, k, n, split, scale_shap
 def test_int8_kernel_lowers_for_the_gpu(
     layout: str, m: int, cfg: MosaicConfig, lowered_mosaic
 ) -> None:
-    """Pallas lowers the s8 kernel to a Mosaic GPU custom call on the CPU (its int32 partials
-    with 2 m_pad columns: low and high bytes), after the Triton preparation kernel."""
+    """Pallas lowers the s8 kernel to a Mosaic GPU custom call on the CPU, after the Triton
+    preparation kernel: with one split it writes the bf16 product ``[M, N]`` itself, else its
+    int32 partials with 2 m_pad columns (low and high bytes)."""
     k = {"2bit": 2048, "1.6bit": 2560}[layout]
     n = 512
     assert layouts.rows_per_plane(k, layout) == 512
     text = lowered_mosaic(layout, m, k, n, cfg)
     assert "mosaic_gpu" in text
     assert "ternary_int8_x_" in text  # int8_operands_pallas' kernel
-    partials = f"tensor<{cfg.split_k}x{n}x{2 * padded_m(m)}xi32>"
+    if cfg.split_k == 1:
+        result = f"-> tensor<{m}x{n}xbf16>"
+    else:
+        result = f"tensor<{cfg.split_k}x{n}x{2 * padded_m(m)}xi32>"
     calls = [line for line in text.splitlines() if "custom_call @mosaic_gpu" in line]
-    assert calls and any(partials in line for line in calls), partials
+    assert calls and any(result in line for line in calls), (result, calls)
+
+
+@pytest.mark.parametrize(
+    "split,tile_wg,n,scale_shape,fused",
+    [
+        (1, 128, 1024, (), True),  # one gamma
+        (1, 128, 1024, (8,), True),  # a gamma a tile
+        (1, 128, 1024, (2,), True),  # 4 tiles a gamma
+        (1, 128, 1024, (16,), True),  # 2 gammas a tile
+        (1, 128, 768, (4,), False),  # blocks of 192: neither
+        (2, 128, 1024, (), False),  # partial sums to add
+    ],
+)
+def test_fused_int8_epilogue_takes_one_split_and_whole_gamma_blocks(
+    split: int, tile_wg: int, n: int, scale_shape: tuple, fused: bool
+) -> None:
+    assert fused_int8_epilogue(split, tile_wg, n, scale_shape) is fused
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+@pytest.mark.parametrize(
+    "m,cfg,scale_shape",
+    [
+        (5, MosaicConfig(128, 128, 1, 2, int8=True), (16,)),  # 2 gammas a tile, ragged M
+        (16, MosaicConfig(128, 64, 1, 2, 2, int8=True), (2,)),  # a gamma over 4 warpgroups
+        (3, MosaicConfig(128, 64, 1, 2, int8=True), (4,)),  # N = 768: blocks of 192
+    ],
+)
+def test_int8_kernel_lowers_with_per_block_scales(
+    layout: str, m: int, cfg: MosaicConfig, scale_shape: tuple, lowered_mosaic
+) -> None:
+    """The fused epilogue takes per-column-block gammas (one or more a warpgroup's tile, or
+    one over several); blocks that neither hold nor divide a tile take the separate one."""
+    k = {"2bit": 2048, "1.6bit": 2560}[layout]
+    n = 768 if scale_shape == (4,) else 512
+    text = lowered_mosaic(layout, m, k, n, cfg, scale_shape)
+    calls = [line for line in text.splitlines() if "custom_call @mosaic_gpu" in line]
+    fused = fused_int8_epilogue(1, cfg.tile_n // cfg.compute_wgs, n, scale_shape)
+    result = f"-> tensor<{m}x{n}xbf16>" if fused else f"tensor<1x{n}x{2 * padded_m(m)}xi32>"
+    assert fused is (scale_shape != (4,))
+    assert calls and any(result in line for line in calls), (result, calls)
 
 
 def test_int8_kernel_rejects_block_k_32() -> None:
@@ -363,7 +409,8 @@ def test_mosaic_config_parse_rejects_bad_text(text: str) -> None:
 
 def test_default_tiling_takes_the_s8_kernel_up_to_m16() -> None:
     """Unmeasured points: M <= 16 takes the s8 MMA (128 columns, 128 packed rows a step where
-    they divide R, 2 stages: the H200's fastest at M = 16); above, the bf16 one."""
+    they divide R, 2 stages, split-K only below a tile an SM: the H200's fastest at M = 16);
+    above, the bf16 one."""
     from kernels_pallas.mosaic_matmul import default_mosaic_config
 
     for layout, k in (("2bit", 8192), ("1.6bit", 8192), ("2bit", 3072)):
@@ -372,6 +419,10 @@ def test_default_tiling_takes_the_s8_kernel_up_to_m16() -> None:
         assert cfg.int8 and cfg.block_k in (64, 128) and rows % cfg.block_k == 0
         assert (rows // cfg.block_k) % cfg.split_k == 0 and cfg.stages == 2
         assert not default_mosaic_config(layout, 32, k, 28672).int8
+    # one split once the tiles fill the SMs (the kernel then writes the product itself) ...
+    assert default_mosaic_config("2bit", 4, 8192, 28672, num_sms=132).split_k == 1
+    # ... else enough splits for a CTA an SM: 64 tiles of 16 steps -> 4 splits
+    assert default_mosaic_config("2bit", 4, 8192, 8192, num_sms=132).split_k == 4
     # 1.6-bit K = 8000: R = 1600, a multiple of 64 but not of 128
     assert default_mosaic_config("1.6bit", 16, 8000, 28672).block_k == 64
     # R = 32 * ceil(1000 / 160) = 224: no block_k of 64 divides it, so the bf16 kernel

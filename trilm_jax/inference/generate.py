@@ -127,12 +127,12 @@ def prepare_decoding(
 
 def wants_transposed_packed(batch: int) -> bool:
     """Whether decoding ``batch`` sequences at a time may gain from the packed bytes' transposed
-    copy: on a Hopper GPU at the batches where some layer may take the Mosaic kernel (9 to 128,
+    copy: on a Hopper GPU at the batches where some layer may take the Mosaic kernel (4 to 128,
     ``kernels_pallas.mosaic_matmul.use_mosaic`` and the device's table decide per layer; below
     17 only layers of 2**27 weights and up, so a smaller model holds the copy unused there)."""
-    from kernels_pallas.mosaic_matmul import MOSAIC_MAX_M, is_hopper
+    from kernels_pallas.mosaic_matmul import MOSAIC_MAX_M, MOSAIC_SMALL_MIN_M, is_hopper
 
-    return 8 < batch <= MOSAIC_MAX_M and is_hopper(jax.devices()[0])
+    return MOSAIC_SMALL_MIN_M <= batch <= MOSAIC_MAX_M and is_hopper(jax.devices()[0])
 
 
 def generate(

@@ -1,0 +1,192 @@
+"""Where a packed-ternary matmul call's time goes on the GPU's own clock: each kernel's
+duration and the idle time between them, from a profiler trace, next to the wall-clock time
+per call that ``benchmarks/kernels.py`` reports.
+
+The wall-clock timing (many calls dispatched back to back, one wait) cannot tell a kernel that
+got faster from a host that could not keep up: if the host takes longer to launch a call than
+the GPU to run it (the Mosaic kernel's TMA descriptors are made on the host at every launch),
+the GPU waits between calls and the wall clock measures the host. This script traces the same
+loop with ``jax.profiler`` (CUPTI on a GPU) and prints, per variant and per call: the
+wall-clock time; the host's time to enqueue it (the loop dispatched without a wait); the GPU's
+span (first kernel's start to last kernel's end, over the calls); the time the GPU ran
+kernels; and each kernel's median duration.
+
+Run on a GPU:  python benchmarks/gpu_timeline.py --shape 8192x28672 --m 16 \
+    --variants bf16,shipped,mosaic:128/128/1/2/1/0/1,separate:128/128/1/2/1/0/1
+Imports only jax, numpy and the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kernels import _n_sets, _random_packed, _time_per_call, sink_of  # noqa: E402
+
+from kernels_pallas import layouts, ternary_matmul  # noqa: E402
+from kernels_pallas.mosaic_matmul import MosaicConfig, mosaic_ternary_matmul  # noqa: E402
+
+
+def gpu_kernel_events(trace_dir: str) -> list[dict]:
+    """The kernel events (``ph == "X"``) of the GPU's stream threads in the perfetto trace that
+    ``jax.profiler.trace(..., create_perfetto_trace=True)`` wrote under ``trace_dir``."""
+    [path] = glob.glob(f"{trace_dir}/**/perfetto_trace.json.gz", recursive=True)
+    with gzip.open(path) as f:
+        events = json.load(f)["traceEvents"]
+    gpu_pids = {
+        e["pid"]
+        for e in events
+        if e.get("ph") == "M"
+        and e.get("name") == "process_name"
+        and "GPU" in e["args"].get("name", "")
+    }
+    stream_tids = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M"
+        and e.get("name") == "thread_name"
+        and e["pid"] in gpu_pids
+        and "Stream" in e["args"].get("name", "")
+    }
+    kernels = [
+        e
+        for e in events
+        if e.get("ph") == "X" and (e["pid"], e.get("tid")) in stream_tids and e.get("dur", 0) > 0
+    ]
+    if not kernels:  # say what the trace holds instead
+        names = sorted(
+            {e["args"].get("name", "") for e in events if e.get("ph") == "M" and "args" in e}
+        )
+        print(f"no GPU stream events in {path}; processes and threads: {names[:20]}")
+    return kernels
+
+
+def timeline(events: list[dict], calls: int) -> dict:
+    """Per call: the GPU's span and busy time (us) and each kernel name's count and median
+    duration."""
+    if not events:
+        return {"span": float("nan"), "busy": float("nan"), "kernels": {}}
+    start = min(e["ts"] for e in events)
+    end = max(e["ts"] + e["dur"] for e in events)
+    by_name: dict[str, list[float]] = collections.defaultdict(list)
+    for e in events:
+        by_name[e["name"]].append(e["dur"])
+    return {
+        "span": (end - start) / calls,
+        "busy": sum(e["dur"] for e in events) / calls,
+        "kernels": {
+            name: (len(d) / calls, statistics.median(d))
+            for name, d in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))
+        },
+    }
+
+
+def variant_fn(spec: str, layout: str):
+    """``bf16`` (jnp.dot on bf16 weights), ``shipped`` (``ternary_matmul``), ``mosaic:TILING``
+    or ``separate:TILING`` (the s8 kernel with its epilogue after it) on the transposed bytes;
+    and whether it takes the transposed bytes, bf16 weights or the packed ones."""
+    kind, _, tiling = spec.partition(":")
+    if kind == "bf16":
+        return jnp.dot, "dense"
+    if kind == "shipped":
+        return (lambda x, w: ternary_matmul(x, w, jnp.float32(0.5), layout)), "packed"
+    if kind in ("mosaic", "separate"):
+        cfg = MosaicConfig.parse(tiling)
+        fuse = kind == "mosaic"
+        return (
+            lambda x, w: mosaic_ternary_matmul(x, w, jnp.float32(0.5), layout, cfg, fuse)
+        ), "packed_t"
+    raise ValueError(f"variant {spec!r}: expected bf16, shipped, mosaic:T or separate:T")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", default="8192x28672", help="KxN")
+    ap.add_argument("--layouts", default="2bit,1.6bit")
+    ap.add_argument("--ms", default="16")
+    ap.add_argument("--variants", default="bf16,shipped,mosaic:128/128/1/2/1/0/1")
+    ap.add_argument("--repeats", type=int, default=10, help="dispatches of the loop traced")
+    ap.add_argument("--reps", type=int, default=5, help="wall-clock samples (untraced)")
+    ap.add_argument("--kernels", type=int, default=4, help="kernels listed a variant")
+    ap.add_argument(
+        "--sink",
+        action="store_true",
+        help="return one element a call instead of the products, so that they are buffers of "
+        "the jit's own, at the same addresses every run, as a model's layers are",
+    )
+    args = ap.parse_args(argv)
+    k, n = (int(v) for v in args.shape.split("x"))
+    print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}", flush=True)
+    print(
+        "| layout | M | variant | wall us | host us | GPU span us | GPU busy us "
+        "| kernels (a call: count x us) |"
+    )
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
+    for layout in args.layouts.split(","):
+        rows = layouts.rows_per_plane(k, layout)
+        sets = _n_sets(rows * n)
+        packed = [_random_packed(jax.random.key(10 + i), k, n, layout) for i in range(sets)]
+        weights = {"packed": packed, "packed_t": [w.T.copy() for w in packed]}
+        for m in (int(v) for v in args.ms.split(",")):
+            xs = [
+                jax.random.normal(jax.random.key(100 + i), (m, k), jnp.bfloat16)
+                for i in range(sets)
+            ]
+            for spec in args.variants.split(","):
+                fn, operand = variant_fn(spec, layout)
+                if operand == "dense":
+                    ws = [
+                        jax.random.normal(jax.random.key(20 + i), (k, n), jnp.bfloat16)
+                        for i in range(_n_sets(2 * k * n))
+                    ]
+                else:
+                    ws = weights[operand]
+                wall = _time_per_call(fn, xs, ws, args.reps, sink=args.sink)
+
+                @jax.jit
+                def run(xs, ws, fn=fn):
+                    outs = [fn(x, w) for x, w in zip(xs, ws, strict=True)]
+                    return sink_of(outs) if args.sink else outs
+
+                xl = xs[: len(ws)]
+                # past the runs that XLA takes before it instantiates its command buffers
+                jax.block_until_ready([run(xl, ws) for _ in range(args.repeats)])
+                t0 = time.perf_counter()  # the host's time to enqueue the calls, no wait
+                outs = [run(xl, ws) for _ in range(args.repeats)]
+                host = (time.perf_counter() - t0) / (args.repeats * len(ws))
+                jax.block_until_ready(outs)
+                del outs
+                with tempfile.TemporaryDirectory() as d:
+                    with jax.profiler.trace(d, create_perfetto_trace=True):
+                        jax.block_until_ready([run(xl, ws) for _ in range(args.repeats)])
+                    t = timeline(gpu_kernel_events(d), args.repeats * len(ws))
+                listed = ", ".join(
+                    f"{name[:40]}: {count:g} x {dur:.1f}"
+                    for name, (count, dur) in list(t["kernels"].items())[: args.kernels]
+                )
+                print(
+                    f"| {layout} | {m} | {spec} | {wall * 1e6:.1f} | {host * 1e6:.1f} | "
+                    f"{t['span']:.1f} | "
+                    f"{t['busy']:.1f} | {listed} |",
+                    flush=True,
+                )
+                del ws
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
