@@ -36,6 +36,7 @@ from trilm_jax.config import ModelConfig  # noqa: E402
 from trilm_jax.inference.generate import (  # noqa: E402
     freeze_weights,
     generate,
+    largest_block_linear,
     prepare_decoding,
     wants_transposed_packed,
 )
@@ -153,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 (name, model, mode in ("on", "auto") and name != "bf16")
                 for mode in modes
                 for name, model in variants.items()
-                if mode != "auto" or name == "bf16" or wants_transposed_packed(batch)
+                if mode != "auto"
+                or name == "bf16"
+                or wants_transposed_packed(batch, largest_block_linear(model.config, fuse))
             ]
             for name, model, transposed in dict.fromkeys(runs):
                 t, cpu = seconds_per_token(model, batch, short, long, fuse, transposed)

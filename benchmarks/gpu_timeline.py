@@ -123,6 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=5, help="wall-clock samples (untraced)")
     ap.add_argument("--kernels", type=int, default=4, help="kernels listed a variant")
     ap.add_argument(
+        "--sets",
+        type=int,
+        default=0,
+        help="calls a timed jit (each its own weights; 0: as kernels.py, enough to pass L2)",
+    )
+    ap.add_argument(
+        "--wall-repeats",
+        type=int,
+        default=20,
+        help="dispatches of the jit before one wait, for the wall clock (kernels.py: 20): the "
+        "executions in flight at once",
+    )
+    ap.add_argument(
         "--sink",
         action="store_true",
         help="return one element a call instead of the products, so that they are buffers of "
@@ -138,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
     for layout in args.layouts.split(","):
         rows = layouts.rows_per_plane(k, layout)
-        sets = _n_sets(rows * n)
+        sets = args.sets or _n_sets(rows * n)
         packed = [_random_packed(jax.random.key(10 + i), k, n, layout) for i in range(sets)]
         weights = {"packed": packed, "packed_t": [w.T.copy() for w in packed]}
         for m in (int(v) for v in args.ms.split(",")):
@@ -151,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
                 if operand == "dense":
                     ws = [
                         jax.random.normal(jax.random.key(20 + i), (k, n), jnp.bfloat16)
-                        for i in range(_n_sets(2 * k * n))
+                        for i in range(args.sets or _n_sets(2 * k * n))
                     ]
                 else:
                     ws = weights[operand]
-                wall = _time_per_call(fn, xs, ws, args.reps, sink=args.sink)
+                wall = _time_per_call(
+                    fn, xs, ws, args.reps, repeats=args.wall_repeats, sink=args.sink
+                )
 
                 @jax.jit
                 def run(xs, ws, fn=fn):

@@ -2,10 +2,11 @@
 
 Prints one table and writes JSON (``--out``). For each layer shape (K, N) and batch M it times the
 2-bit and 1.6-bit Pallas kernels and a bf16 dot, with fresh random nonzero data, rotating through
-enough weight copies that they do not stay in L2 (as a model's layers would not). Each timed jit
-runs L matmuls back to back and is dispatched 20 times before one wait, so the GPU stays busy for
-milliseconds and the host's dispatch cost hides behind device work; the median over repetitions
-of the time per matmul is reported.
+enough weight copies that they do not stay in L2 (as a model's layers would not), and at least
+``--min-calls`` (24). Each timed jit runs L matmuls back to back and is dispatched 20 times
+before one wait, so the GPU stays busy for milliseconds and the host's dispatch cost (a fixed
+one an execution, and one a call) hides behind device work; the median over repetitions of the
+time per matmul is reported.
 
 ``--check`` first compares every kernel variant on the GPU with a float64 numpy result.
 ``--mosaic`` (Hopper GPUs) also times the Mosaic GPU kernel (``kernels_pallas/mosaic_matmul.py``,
@@ -76,6 +77,11 @@ SHAPES: dict[str, list[tuple[int, int]]] = {
 MS = (1, 4, 16, 64, 256)
 TARGET_BYTES_PER_PASS = 120e6  # > 2x the H100's 50 MB L2
 MAX_SETS = 32
+DEFAULT_MIN_CALLS = MIN_SETS = 24
+"""Fewest calls a timed jit (``--min-calls``). Each execution of a jit costs the host a fixed
+time on top of its calls' (on the H200 about 100 us: XLA updates and launches its command
+buffer), which a jit of two or three calls of a 25 us kernel does not hide: until 2026-12-02
+the largest layers ran in such jits (see benchmarks/gpu_timeline.py and docs/benchmarks.md)."""
 INTERPRET = False  # --interpret: run the kernels in Pallas interpret mode (CPU smoke test)
 
 
@@ -125,8 +131,10 @@ def _time_per_call(fn, x_list, w_list, reps: int, repeats: int = 20, sink: bool 
 
 
 def _n_sets(bytes_per_set: float) -> int:
-    """Calls per timed jit: together they read at least TARGET_BYTES_PER_PASS of weights."""
-    return int(min(MAX_SETS, max(2, math.ceil(TARGET_BYTES_PER_PASS / bytes_per_set))))
+    """Calls per timed jit: together they read at least TARGET_BYTES_PER_PASS of weights, and
+    there are at least MIN_SETS of them."""
+    sets = min(MAX_SETS, math.ceil(TARGET_BYTES_PER_PASS / bytes_per_set))
+    return int(max(MIN_SETS, 2, sets))
 
 
 def byte_matched_columns(k: int, packed_bytes: int) -> int:
@@ -372,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
         "--layouts", default=",".join(layouts.LAYOUTS), help="comma-separated packed layouts"
     )
     ap.add_argument("--reps", type=int, default=9, help="timed repetitions per jit (median)")
+    ap.add_argument(
+        "--min-calls",
+        type=int,
+        default=DEFAULT_MIN_CALLS,
+        help="fewest calls a timed jit, each with its own weights (more amortise the host's "
+        "fixed cost of an execution; tables before 2026-12-02 night: 2)",
+    )
     ap.add_argument("--check", action="store_true", help="check kernels against float64 first")
     ap.add_argument("--check-all", action="store_true", help="check the jnp decode too")
     ap.add_argument("--tune", action="store_true", help="time a few configs per point")
@@ -424,10 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     listed = read_listed(args.configs) if args.variants == "listed" and args.configs else []
     if args.variants == "listed" and not args.configs:
         ap.error("--variants listed needs --configs F.json")
-    global INTERPRET, MAX_SETS
+    global INTERPRET, MAX_SETS, MIN_SETS
     INTERPRET = args.interpret
+    MIN_SETS = args.min_calls
+    MAX_SETS = max(MAX_SETS, MIN_SETS)
     if INTERPRET:
-        MAX_SETS = 2
+        MAX_SETS = MIN_SETS = 2
     t_start = time.time()
     dev = jax.devices()[0]
     result: dict = {

@@ -122,12 +122,14 @@ MOSAIC_M16_MIN_WEIGHTS = 1 << 27
 (the s8 MMA with its own epilogue; 8192 x 28672 on the H200, three rounds each: 2-bit at M = 4
 30.3-39.2 us against 43.6 for the Triton kernels, at M = 8 32.6-36.0 against 44.9, 1.6-bit
 31.9-35.6 against 54.4 and 32.7-50.2 against 56.1). 8192 x 8192 (2**26) stays with Triton:
-17-19 us there against 20-32, the Mosaic launch's own floor."""
-MOSAIC_SMALL_MIN_M = 4
-"""The smallest M that the largest layers give this kernel: at M = 1 the CUDA-core kernels
-were level with it on the wall clock (2-bit 31.3 against 28.6-38.3 us, 1.6-bit 36.1 against
-32.4-51.3) though 16% faster on the GPU's (22.9 against 27.3 us): the Mosaic call costs the
-host more (docs/benchmarks.md). M = 2 and 3 were not timed."""
+2-bit 17-19 us there against 20-32, the Mosaic call's own floor; 1.6-bit level up to M = 8
+and 12% faster at M = 16 (22.4-23.3 against 26.1), which its table entry does not take yet."""
+MOSAIC_SMALL_MIN_M = 1
+"""The smallest M that the largest layers give this kernel. On the H200's 8192 x 28672 at M = 1
+it took 22.5-22.9 us of GPU time against 27.1-27.5 for the CUDA-core kernels (2-bit; 1.6-bit
+28.2-28.6 against 31.4-31.7, six traced calls) and, in jits of 24 calls (``kernels.py
+--min-calls 24``), 24.0 against 27.6 us (1.6-bit 30.5 against 32.2). In jits of 2 or 3 calls the
+host's cost of each execution hides that (docs/benchmarks.md)."""
 INT8_MAX_M = 16
 """Up to this M the rules take the s8 MMA (``MosaicConfig.int8``): on the H200's 8192 x 28672 at
 M = 16 it ran 2-bit in 31.6-42.7 us against 38.5-52.0 for the bf16 MMA's best tiling, 1.6-bit in
@@ -668,11 +670,9 @@ def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: 
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import arith, memref
 
-    acc_layout = plgpu.Layout.WGMMA
+    refs = (plgpu.RefType(),) * 4
 
-    @plgpu.inline_mgpu(
-        arg_types=(acc_layout, plgpu.RefType(), plgpu.RefType(), plgpu.RefType(), plgpu.RefType())
-    )
+    @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA, *refs))
     def finish_tile(ctx, acc, offset_ref, xscale_ref, gamma_ref, out_ref):
         from jax.experimental.mosaic.gpu import utils as mgpu_utils
 
@@ -685,7 +685,8 @@ def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: 
         lows, highs = [], []
         acc[:, :m_pad].foreach(lambda v, idx: lows.append((v, idx)))
         acc[:, m_pad:].foreach(lambda v, idx: highs.append(v))
-        # every load before any store, so that LLVM merges those of the same address
+        # every load before any store: none of them waits behind a store, and LLVM may merge
+        # those of the same address (x's sums and scale a column, gamma a row)
         terms = []
         for (lo, (row, col)), hi in zip(lows, highs, strict=True):
             for j in range(planes):

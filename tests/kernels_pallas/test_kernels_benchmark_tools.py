@@ -1,6 +1,7 @@
 """The kernel benchmark scripts' helpers: the ``--configs`` reader of benchmarks/kernels.py, the
-SASS summary of benchmarks/triton_sass.py (on a hand-written listing, no GPU or Triton needed) and
-the int8-MMA kernel of benchmarks/imma_probe.py (interpret mode, against float64)."""
+SASS summary of benchmarks/triton_sass.py (on a hand-written listing, no GPU or Triton needed),
+the int8-MMA kernel of benchmarks/imma_probe.py (interpret mode, against float64) and the trace
+reading of benchmarks/gpu_timeline.py (on a hand-written trace)."""
 
 from __future__ import annotations
 
@@ -170,3 +171,40 @@ def test_fit_mosaic_keeps_int8_steps_at_64_packed_rows_or_more() -> None:
     assert kernels.fit_mosaic(MosaicConfig(128, 128, 2, 2, int8=True), "1.6bit", 2048, 512) is None
     s8 = kernels.fit_mosaic(MosaicConfig(128, 128, 0, 2, int8=True), "1.6bit", 2560, 512)
     assert s8.block_k == 128 and s8.int8 and 512 // 128 % s8.split_k == 0
+
+
+def test_gpu_timeline_reads_the_gpu_streams_of_a_trace(tmp_path: Path) -> None:
+    """benchmarks/gpu_timeline.py on a hand-written perfetto trace: only the GPU process's
+    stream threads count, and a call's span and busy time are the events' own arithmetic."""
+    import gzip
+
+    timeline = _load("gpu_timeline")
+    meta = [
+        {"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "/host:CPU"}},
+        {"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "/device:GPU:0"}},
+        {"ph": "M", "pid": 2, "tid": 7, "name": "thread_name", "args": {"name": "Stream #13"}},
+        {"ph": "M", "pid": 2, "tid": 8, "name": "thread_name", "args": {"name": "XLA Ops"}},
+        {"ph": "M", "pid": 1, "tid": 7, "name": "thread_name", "args": {"name": "Stream #13"}},
+    ]
+    kernels = [  # two calls of a 3 us preparation and a 20 us kernel, 1 us apart
+        {"ph": "X", "pid": 2, "tid": 7, "ts": t0 + dt, "dur": dur, "name": name}
+        for t0 in (100.0, 130.0)
+        for dt, dur, name in ((0.0, 3.0, "prep"), (4.0, 20.0, "kernel"))
+    ]
+    noise = [  # the same names on the host and on the GPU's op line: not kernels
+        {"ph": "X", "pid": 1, "tid": 7, "ts": 50.0, "dur": 500.0, "name": "kernel"},
+        {"ph": "X", "pid": 2, "tid": 8, "ts": 100.0, "dur": 54.0, "name": "kernel"},
+        {"ph": "X", "pid": 2, "tid": 7, "ts": 140.0, "dur": 0, "name": "marker"},
+    ]
+    run = tmp_path / "plugins" / "profile" / "run"
+    run.mkdir(parents=True)
+    with gzip.open(run / "perfetto_trace.json.gz", "wt") as f:
+        json.dump({"traceEvents": meta + kernels + noise}, f)
+
+    events = timeline.gpu_kernel_events(str(tmp_path))
+    assert sorted(e["ts"] for e in events) == [100.0, 104.0, 130.0, 134.0]
+    t = timeline.timeline(events, calls=2)
+    assert t["span"] == pytest.approx((154.0 - 100.0) / 2)
+    assert t["busy"] == pytest.approx(23.0)
+    assert t["kernels"] == {"kernel": (1.0, 20.0), "prep": (1.0, 3.0)}
+    assert list(t["kernels"]) == ["kernel", "prep"]  # the largest share first

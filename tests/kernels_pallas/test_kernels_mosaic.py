@@ -209,13 +209,12 @@ def test_default_config_tiles_every_shape(layout: str, k: int, n: int) -> None:
 
 
 def test_use_mosaic_ranges() -> None:
-    """The rules for points no table covers: M = 17 to 128 on layers of N >= 8192, and M = 9 to
-    16 from 2**27 weights; the CUDA-core kernels keep M = 1."""
-    assert not use_mosaic(1, 8192, 28672)
+    """The rules for points no table covers: M = 17 to 128 on layers of N >= 8192, and M = 1 to
+    16 from 2**27 weights."""
     assert not use_mosaic(16, 3072, 9216)
     assert use_mosaic(16, 8192, 28672) and use_mosaic(9, 8192, 28672)
-    assert use_mosaic(4, 8192, 28672) and not use_mosaic(3, 8192, 28672)
-    assert not use_mosaic(4, 8192, 8192)  # 2**26 weights: the Triton kernels
+    assert use_mosaic(1, 8192, 28672) and use_mosaic(4, 8192, 28672)
+    assert not use_mosaic(1, 8192, 8192)  # 2**26 weights: the CUDA-core and Triton kernels
     assert use_mosaic(17, 3072, 9216) and use_mosaic(128, 8192, 8192)
     assert not use_mosaic(64, 9216, 3072)
     assert not use_mosaic(129, 8192, 28672)
@@ -223,7 +222,8 @@ def test_use_mosaic_ranges() -> None:
 
 def test_preferred_config_follows_the_shipped_h200_table() -> None:
     """On an H200 the shipped table decides for the points it measured (the Mosaic kernel at
-    M = 64 on 8192 x 28672, the Triton kernels on 3072 x 3072), the rules elsewhere."""
+    M = 64 on 8192 x 28672, the Triton kernels on 3072 x 3072), the rules elsewhere (below the
+    table's smallest Mosaic M, 16: M = 1 takes the s8 kernel with one split on 8192 x 28672)."""
     from kernels_pallas.mosaic_matmul import preferred_mosaic_config
 
     class H200:
@@ -233,7 +233,9 @@ def test_preferred_config_follows_the_shipped_h200_table() -> None:
 
     assert preferred_mosaic_config("2bit", 64, 8192, 28672, H200()) is not None
     assert preferred_mosaic_config("2bit", 64, 3072, 3072, H200()) is None
-    assert preferred_mosaic_config("2bit", 1, 8192, 28672, H200()) is None
+    m1 = preferred_mosaic_config("2bit", 1, 8192, 28672, H200())
+    assert m1 == default_mosaic_config("2bit", 1, 8192, 28672) and m1.int8 and m1.split_k == 1
+    assert preferred_mosaic_config("2bit", 1, 3072, 3072, H200()) is None
     assert preferred_mosaic_config("2bit", 48, 4096, 16384, H200()) == default_mosaic_config(
         "2bit", 48, 4096, 16384
     )

@@ -231,3 +231,26 @@ def test_transposed_copies_follow_fusion_and_keep_the_function(trained_like: Tra
     )
     with pytest.raises(ValueError, match="no packed weights"):
         trained_like.blocks.attn.q.add_transposed()
+
+
+def test_transposed_copy_is_wanted_where_a_layer_may_take_the_mosaic_kernel(monkeypatch) -> None:
+    """``wants_transposed_packed``: on a Hopper GPU up to batch 128; below 17 only for a model
+    with a layer of 2**27 weights (the rules give smaller layers the Triton kernels there)."""
+    import kernels_pallas.mosaic_matmul as mosaic
+    from trilm_jax.inference.generate import largest_block_linear, wants_transposed_packed
+
+    cfg = ModelConfig(d_model=256, n_heads=4, n_kv_heads=2, d_ff=688)  # head_dim 64
+    # fused: q|k|v 256 x 512, gate|up 256 x 1376, o 256 x 256, down 688 x 256
+    assert largest_block_linear(cfg, fused=True) == 256 * 1376
+    assert largest_block_linear(cfg, fused=False) == 256 * 688
+    big = ModelConfig(d_model=8192, n_heads=64, n_kv_heads=8, d_ff=28672)
+    assert largest_block_linear(big) >= mosaic.MOSAIC_M16_MIN_WEIGHTS
+
+    monkeypatch.setattr(mosaic, "is_hopper", lambda device: True)
+    assert wants_transposed_packed(1, largest_block_linear(big))
+    assert not wants_transposed_packed(1, largest_block_linear(cfg))
+    assert wants_transposed_packed(17, largest_block_linear(cfg))
+    assert wants_transposed_packed(16)  # size unknown: the copy, in case
+    assert not wants_transposed_packed(129, largest_block_linear(big))
+    monkeypatch.setattr(mosaic, "is_hopper", lambda device: False)
+    assert not wants_transposed_packed(16, largest_block_linear(big))

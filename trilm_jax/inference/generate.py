@@ -125,14 +125,34 @@ def prepare_decoding(
     return DecodingModel(model.config, graphdef, state, layer_graphdef, layer_states)
 
 
-def wants_transposed_packed(batch: int) -> bool:
-    """Whether decoding ``batch`` sequences at a time may gain from the packed bytes' transposed
-    copy: on a Hopper GPU at the batches where some layer may take the Mosaic kernel (4 to 128,
-    ``kernels_pallas.mosaic_matmul.use_mosaic`` and the device's table decide per layer; below
-    17 only layers of 2**27 weights and up, so a smaller model holds the copy unused there)."""
-    from kernels_pallas.mosaic_matmul import MOSAIC_MAX_M, MOSAIC_SMALL_MIN_M, is_hopper
+def largest_block_linear(config: ModelConfig, fused: bool = True) -> int:
+    """Weights (K x N) of a block's largest linear, with q|k|v and gate|up as one each where
+    ``fused``."""
+    d, f = config.d_model, config.d_ff
+    q, kv = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
+    inputs = [(d, q + 2 * kv), (d, 2 * f)] if fused else [(d, q), (d, kv), (d, f)]
+    return max(k * n for k, n in [*inputs, (q, d), (f, d)])
 
-    return MOSAIC_SMALL_MIN_M <= batch <= MOSAIC_MAX_M and is_hopper(jax.devices()[0])
+
+def wants_transposed_packed(batch: int, largest_weights: int | None = None) -> bool:
+    """Whether decoding ``batch`` sequences at a time may gain from the packed bytes' transposed
+    copy: on a Hopper GPU at the batches where some layer may take the Mosaic kernel (up to 128;
+    ``kernels_pallas.mosaic_matmul.use_mosaic`` and the device's table decide per layer). Below
+    17 only layers of ``MOSAIC_M16_MIN_WEIGHTS`` and up take it, so where ``largest_weights``
+    (:func:`largest_block_linear`) says the model has none, it holds no copy there."""
+    from kernels_pallas.mosaic_matmul import (
+        MOSAIC_M16_MIN_WEIGHTS,
+        MOSAIC_MAX_M,
+        MOSAIC_MIN_M,
+        MOSAIC_SMALL_MIN_M,
+        is_hopper,
+    )
+
+    if not MOSAIC_SMALL_MIN_M <= batch <= MOSAIC_MAX_M or not is_hopper(jax.devices()[0]):
+        return False
+    if batch < MOSAIC_MIN_M and largest_weights is not None:
+        return largest_weights >= MOSAIC_M16_MIN_WEIGHTS
+    return True
 
 
 def generate(
@@ -168,7 +188,8 @@ def generate(
         )
     if not isinstance(model, DecodingModel):
         if transposed_packed is None:
-            transposed_packed = wants_transposed_packed(prompt.shape[0])
+            largest = largest_block_linear(model.config, fuse_projections)
+            transposed_packed = wants_transposed_packed(prompt.shape[0], largest)
         model = prepare_decoding(model, fuse_projections, transposed_packed)
     out = _generate(
         model.graphdef,

@@ -99,7 +99,7 @@ class Linear(nnx.Module):
     def add_transposed(self) -> None:
         """Also hold the packed bytes transposed (``[N, R]``, or ``[L, N, R]``): on a Hopper GPU
         ``ternary_matmul`` then takes the Mosaic kernel where it is the faster one (M = 17 to
-        128, the largest layers from M = 9), at the price of a second copy of the packed bytes
+        128, the largest layers at every M), at the price of a second copy of the packed bytes
         (a quarter of bf16's instead of an eighth at 2 bits)."""
         if self.packed_layout is None:
             raise ValueError("add_transposed: this linear holds no packed weights (use_packed)")
