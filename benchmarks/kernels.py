@@ -79,9 +79,10 @@ TARGET_BYTES_PER_PASS = 120e6  # > 2x the H100's 50 MB L2
 MAX_SETS = 32
 DEFAULT_MIN_CALLS = MIN_SETS = 24
 """Fewest calls a timed jit (``--min-calls``). Each execution of a jit costs the host a fixed
-time on top of its calls' (on the H200 about 100 us: XLA updates and launches its command
-buffer), which a jit of two or three calls of a 25 us kernel does not hide: until 2026-12-02
-the largest layers ran in such jits (see benchmarks/gpu_timeline.py and docs/benchmarks.md)."""
+time on top of its calls' (on the H200 roughly 40-90 us, presumably XLA updating and
+launching its command buffer), which a jit of two or three calls of a 25 us kernel does not
+hide: until 2026-12-02 the largest layers ran in such jits (see benchmarks/gpu_timeline.py
+and docs/benchmarks.md)."""
 INTERPRET = False  # --interpret: run the kernels in Pallas interpret mode (CPU smoke test)
 
 
