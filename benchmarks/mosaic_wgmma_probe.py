@@ -82,9 +82,7 @@ def check(layout: str) -> float:
         gamma = layouts.scale_per_column(jnp.asarray(scale), n)
         want = np.asarray(x, np.float64) @ (trits.astype(np.float64) * np.asarray(gamma)[None])
         # the s8 kernel's own epilogue (one split) and the separate one
-        fused = cfg.int8 and mosaic_matmul.fused_int8_epilogue(
-            cfg.split_k, cfg.tile_n // cfg.compute_wgs, n, scale.shape
-        )
+        fused = mosaic_matmul.fused_int8_epilogue(cfg, n, scale.shape)
         for fuse in (True, False) if fused else (True,):
             got = mosaic_ternary_matmul(
                 x, jnp.asarray(packed.T.copy()), jnp.asarray(scale), layout, cfg, fuse
@@ -233,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     for cfg in configs
                     for fuse in (
                         (True, False)
-                        if args.separate_epilogue and cfg.int8 and cfg.split_k == 1
+                        if args.separate_epilogue and mosaic_matmul.fused_int8_epilogue(cfg, n, ())
                         else (True,)
                     )
                 ]

@@ -91,6 +91,11 @@ class MosaicConfig:
     def replace(self, **changes: object) -> MosaicConfig:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def tile_wg(self) -> int:
+        """Output columns a compute warpgroup."""
+        return self.tile_n // self.compute_wgs
+
     @classmethod
     def parse(cls, text: str) -> MosaicConfig:
         """``tile_n/block_k/split_k/stages/compute_wgs[/in_flight[/int8]]`` (int8: 0 or 1), the
@@ -317,6 +322,12 @@ def finish_int8(
 # Decoding, on the registers of one [tile_n, block_k] tile of packed bytes
 
 
+def _spread_lines(src: str, lo: str, hi: str) -> list[str]:
+    """PTX spreading the 4 bytes of ``src`` to the 16-bit lanes of ``lo`` (bytes 0, 1) and
+    ``hi`` (bytes 2, 3); needs a register ``z`` holding 0."""
+    return [f"prmt.b32 {lo}, {src}, z, 0x4140;", f"prmt.b32 {hi}, {src}, z, 0x4342;"]
+
+
 def _decode_asm(layout: str) -> tuple[str, int]:
     """PTX taking 4 packed bytes ($P, P = outputs) to 2 bf16x2 raw codes a plane
     ($2j: bytes 0,1; $2j+1: bytes 2,3), and the number of outputs."""
@@ -327,9 +338,7 @@ def _decode_asm(layout: str) -> tuple[str, int]:
         ".reg .b32 lo, hi, mg, z;",
         "mov.b32 mg, 0x43;",
         "mov.b32 z, 0;",
-        # byte 0, 1 -> the 16-bit lanes of lo; 2, 3 -> those of hi
-        f"prmt.b32 lo, {src}, z, 0x4140;",
-        f"prmt.b32 hi, {src}, z, 0x4342;",
+        *_spread_lines(src, "lo", "hi"),
     ]
     if layout == "2bit":
         for j in range(4):  # code bits in place inside 0x4300's mantissa: 128 + 4**j c
@@ -351,14 +360,7 @@ def _decode_asm(layout: str) -> tuple[str, int]:
 
 
 SPREAD_ASM = "\n".join(
-    [
-        "{",
-        ".reg .b32 z;",
-        "mov.b32 z, 0;",
-        "prmt.b32 $0, $2, z, 0x4140;",
-        "prmt.b32 $1, $2, z, 0x4342;",
-        "}",
-    ]
+    ["{", ".reg .b32 z;", "mov.b32 z, 0;", *_spread_lines("$2", "$0", "$1"), "}"]
 )
 """The plane-wise decode's first block: 4 packed bytes ($2) spread to the 16-bit lanes of $0
 (bytes 0, 1) and $1 (bytes 2, 3), the state that :func:`_plane_asm` reads."""
@@ -486,11 +488,6 @@ def _plane_decode_fns(layout: str, shape: tuple[int, int]):
 
     out_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
 
-    @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,))
-    def spread(ctx, w8):
-        del ctx
-        return _byte_words_to_tiles(w8.registers, shape, SPREAD_ASM, 2)
-
     def plane_fn(j: int):
         asm, outs = _plane_asm(layout, j)
 
@@ -511,7 +508,22 @@ def _plane_decode_fns(layout: str, shape: tuple[int, int]):
         return run
 
     planes = [plane_fn(j) for j in range(layouts.TRITS_PER_BYTE[layout])]
-    return (lambda w8: spread(w8)[0]), planes
+    return _spread_fn(shape), planes
+
+
+def _spread_fn(shape: tuple[int, int]):
+    """uint8 tile (8-bit WGMMA layout) -> the plane-wise decode's state: a bf16-typed tile in
+    the WGMMA layout whose registers hold the bytes in 16-bit lanes (:data:`SPREAD_ASM`)."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+
+    out_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
+
+    @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA_8BIT,), return_type=(out_type,))
+    def spread(ctx, w8):
+        del ctx
+        return _byte_words_to_tiles(w8.registers, shape, SPREAD_ASM, 2)
+
+    return lambda w8: spread(w8)[0]
 
 
 def _int8_decode_asm(layout: str) -> tuple[str, int]:
@@ -531,8 +543,7 @@ def _int8_decode_asm(layout: str) -> tuple[str, int]:
         "{",
         ".reg .b32 lo, hi, z;",
         "mov.b32 z, 0;",
-        f"prmt.b32 lo, {src}, z, 0x4140;",
-        f"prmt.b32 hi, {src}, z, 0x4342;",
+        *_spread_lines(src, "lo", "hi"),
     ]
     for j in range(planes):
         lines += [
@@ -609,7 +620,6 @@ def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
         return (lambda w8: w8), [plane_2bit(j) for j in range(planes)]
 
     s8_type = plgpu.ShapeDtypeStruct(shape, jnp.int8, layout=plgpu.Layout.WGMMA_8BIT)
-    spread, _ = _plane_decode_fns(layout, shape)
     state_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
     from jax.experimental.mosaic.gpu import fragmented_array as fa
 
@@ -642,18 +652,18 @@ def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
 
         return run
 
-    return spread, [plane_1p6bit(j) for j in range(planes)]
+    return _spread_fn(shape), [plane_1p6bit(j) for j in range(planes)]
 
 
-def fused_int8_epilogue(split_k: int, tile_wg: int, n: int, scale_shape) -> bool:
-    """Whether the s8 kernel finishes its tiles itself (:func:`_int8_finish_fn`): one split
-    (no partial sums to add) and one gamma a tile or a whole number of them (a per-column-block
-    scale whose blocks neither hold nor divide a warpgroup's ``tile_wg`` columns takes
-    :func:`finish_int8` after the kernel)."""
-    if split_k != 1:
+def fused_int8_epilogue(cfg: MosaicConfig, n: int, scale_shape) -> bool:
+    """Whether the kernel with ``cfg`` finishes its tiles itself (:func:`_int8_finish_fn`): the
+    s8 MMA, one split (no partial sums to add) and one gamma a tile or a whole number of them
+    (a per-column-block scale whose blocks neither hold nor divide a warpgroup's ``tile_wg``
+    columns takes :func:`finish_int8` after the kernel)."""
+    if not cfg.int8 or cfg.split_k != 1:
         return False
     block = n // layouts.check_scale_shape(tuple(scale_shape), n)
-    return block % tile_wg == 0 or tile_wg % block == 0
+    return block % cfg.tile_wg == 0 or cfg.tile_wg % block == 0
 
 
 def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: int):
@@ -788,8 +798,8 @@ def mosaic_ternary_matmul(
     if cfg.int8 and bk == 32:
         raise ValueError(f"{cfg}: int8 needs block_k 64 or 128 (no s8 register operand at 32)")
     m_pad = padded_m(m)
-    tile_wg = tile_n // wgs
-    fused = cfg.int8 and fuse_epilogue and fused_int8_epilogue(split, tile_wg, n, jnp.shape(scale))
+    tile_wg = cfg.tile_wg
+    fused = fuse_epilogue and fused_int8_epilogue(cfg, n, jnp.shape(scale))
     if cfg.int8:
         from kernels_pallas.int8_prep import int8_operands_pallas
 
@@ -858,8 +868,8 @@ def mosaic_ternary_matmul(
         return x_gmem, w_gmem, o_gmem, (), o_smem
 
     def store(acc_ref, o_smem, o_gmem, wg, epilogue_refs):
-        """A warpgroup's accumulator to its columns of the product (fused) or of the CTA's
-        split-K partial sums."""
+        """Warpgroup ``wg``'s accumulator to its columns of the product (fused) or of the CTA's
+        split-K partial sums (staged in ``o_smem[wg]``)."""
         plgpu.wgmma_wait(0)
         n0 = lax.axis_index("n") * tile_n + wg * tile_wg
         if fused:
@@ -868,9 +878,10 @@ def mosaic_ternary_matmul(
             gammas = g_gmem.at[pl.ds(n0 // gamma_block, width)]
             finish_tile(acc_ref[...], off_gmem, xs_gmem, gammas, o_gmem.at[:, pl.ds(n0, tile_wg)])
             return
-        o_smem[...] = acc_ref[...]
+        staged = o_smem.at[wg]
+        staged[...] = acc_ref[...]
         plgpu.commit_smem()
-        plgpu.copy_smem_to_gmem(o_smem, o_gmem.at[lax.axis_index("s"), pl.ds(n0, tile_wg)])
+        plgpu.copy_smem_to_gmem(staged, o_gmem.at[lax.axis_index("s"), pl.ds(n0, tile_wg)])
         plgpu.wait_smem_to_gmem(0)
 
     in_specs = [w_spec, x_spec]
@@ -885,7 +896,7 @@ def mosaic_ternary_matmul(
             plgpu.emit_pipeline(
                 body, grid=(per_split,), in_specs=in_specs, max_concurrent_steps=cfg.stages
             )(*operands(x_gmem, w_gmem))
-            store(acc_ref, None if o_smem is None else o_smem.at[0], o_gmem, 0, epilogue_refs)
+            store(acc_ref, o_smem, o_gmem, 0, epilogue_refs)
 
         pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, x_rows), acc_dtype))
 
@@ -896,7 +907,7 @@ def mosaic_ternary_matmul(
         def compute_context(eval_pipeline):
             def acc_scope(acc_ref):
                 eval_pipeline(acc_ref)
-                store(acc_ref, None if o_smem is None else o_smem.at[wg], o_gmem, wg, epilogue_refs)
+                store(acc_ref, o_smem, o_gmem, wg, epilogue_refs)
 
             pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, x_rows), acc_dtype))
 

@@ -349,7 +349,8 @@ def test_int8_kernel_lowers_for_the_gpu(
 def test_fused_int8_epilogue_takes_one_split_and_whole_gamma_blocks(
     split: int, tile_wg: int, n: int, scale_shape: tuple, fused: bool
 ) -> None:
-    assert fused_int8_epilogue(split, tile_wg, n, scale_shape) is fused
+    cfg = MosaicConfig(tile_n=tile_wg, block_k=64, split_k=split, int8=True)
+    assert fused_int8_epilogue(cfg, n, scale_shape) is fused
 
 
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
@@ -370,7 +371,7 @@ def test_int8_kernel_lowers_with_per_block_scales(
     n = 768 if scale_shape == (4,) else 512
     text = lowered_mosaic(layout, m, k, n, cfg, scale_shape)
     calls = [line for line in text.splitlines() if "custom_call @mosaic_gpu" in line]
-    fused = fused_int8_epilogue(1, cfg.tile_n // cfg.compute_wgs, n, scale_shape)
+    fused = fused_int8_epilogue(cfg, n, scale_shape)
     result = f"-> tensor<{m}x{n}xbf16>" if fused else f"tensor<1x{n}x{2 * padded_m(m)}xi32>"
     assert fused is (scale_shape != (4,))
     assert calls and any(result in line for line in calls), (result, calls)
