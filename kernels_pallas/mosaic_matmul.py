@@ -526,12 +526,31 @@ def _spread_fn(shape: tuple[int, int]):
     return lambda w8: spread(w8)[0]
 
 
+THREE_NEG = 0xFFFFFFFD
+"""-3 as a u32: ``mad.lo.u32 d, p, THREE_NEG, q`` is ``q - 3 p``."""
+
+
+def _digit_prefix_lines(dst: str, j: int) -> list[str]:
+    """PTX taking the bytes in 16-bit lanes (``lo``: bytes 0, 1; ``hi``: bytes 2, 3; the
+    :func:`_spread_lines` state) to ``P_j = floor(3**(j + 1) b / 256)`` of each byte b, a byte
+    each in the word's order, in ``dst``; uses ``a``, ``b``. No mask: ``3**5 * 255 < 2**16``,
+    so a lane never carries into the next, and ``P_4 <= 242`` fits its byte."""
+    return [
+        f"mul.lo.u32 a, lo, {3 ** (j + 1)};",
+        f"mul.lo.u32 b, hi, {3 ** (j + 1)};",
+        f"prmt.b32 {dst}, a, b, 0x7531;",  # each lane's byte 1
+    ]
+
+
 def _int8_decode_asm(layout: str) -> tuple[str, int]:
     """PTX taking 4 packed bytes ($P, P = outputs) to each plane's 4 codes ``T + 1`` in {0, 1,
     2}, a byte each in the same order ($j: plane j), and the number of outputs (the planes).
 
-    2-bit: a shift and an AND a plane. 1.6-bit: the bytes in 16-bit lanes; per plane
-    ``3 m_j`` (one multiply a lane pair), whose high byte is digit j and low byte ``m_{j+1}``."""
+    2-bit: a shift and an AND a plane. 1.6-bit: the bytes in 16-bit lanes, then per plane
+    the digit prefixes ``P_j = floor(3**(j + 1) b / 256)`` (a multiply a lane pair and one
+    ``prmt``, :func:`_digit_prefix_lines`) and digit j as ``P_j - 3 P_(j - 1)`` (one ``mad`` on
+    all four bytes: ``3 P_(j - 1)`` <= 240 and the digit >= 0, so no byte carries or borrows).
+    21 instructions a word, where masking each ``3 m_j mod 256`` back to its byte took 25."""
     planes = layouts.TRITS_PER_BYTE[layout]
     src = f"${planes}"
     if layout == "2bit":
@@ -541,42 +560,42 @@ def _int8_decode_asm(layout: str) -> tuple[str, int]:
         return "\n".join([*lines, "}"]), planes
     lines = [
         "{",
-        ".reg .b32 lo, hi, z;",
+        ".reg .b32 lo, hi, z, a, b, p, q;",
         "mov.b32 z, 0;",
         *_spread_lines(src, "lo", "hi"),
+        *_digit_prefix_lines("p", 0),
+        "mov.b32 $0, p;",  # P_0 is digit 0
     ]
-    for j in range(planes):
-        lines += [
-            "mul.lo.u32 lo, lo, 3;",
-            "mul.lo.u32 hi, hi, 3;",
-            f"prmt.b32 ${j}, lo, hi, 0x7531;",  # each lane's high byte: the digits of bytes 0..3
-        ]
+    for j in range(1, planes):
+        lines += [*_digit_prefix_lines("q", j), f"mad.lo.u32 ${j}, p, {THREE_NEG:#x}, q;"]
         if j < planes - 1:
-            lines += ["and.b32 lo, lo, 0x00ff00ff;", "and.b32 hi, hi, 0x00ff00ff;"]
+            lines.append("mov.b32 p, q;")
     return "\n".join([*lines, "}"]), planes
 
 
 def _int8_plane_asm(layout: str, j: int) -> tuple[str, int, int]:
     """The plane-wise s8 decode's block for plane j: 2-bit: the packed word ($1) to the codes
-    ($0); 1.6-bit: the spread state's two registers (:data:`SPREAD_ASM`; the last operands) to
-    the digits ($0) and, but for the last plane, the next state ($1, $2). Returns the PTX, the
-    outputs and the inputs."""
+    ($0); 1.6-bit: the spread state's two registers (:data:`SPREAD_ASM`) and, after plane 0,
+    the previous plane's prefix ``P_(j - 1)`` (the last operands, in that order) to the digits
+    ($0) and, for planes 1 to 3, ``P_j`` ($1) for the next (:func:`_int8_decode_asm`: digit 0
+    is ``P_0``). Returns the PTX, the outputs and the inputs."""
     if layout == "2bit":
         if not j:
             return "and.b32 $0, $1, 0x03030303;", 1, 1
         lines = ["{", ".reg .b32 s;", f"shr.b32 s, $1, {2 * j};", "and.b32 $0, s, 0x03030303;"]
         return "\n".join([*lines, "}"]), 1, 1
-    outs = 3 if j < layouts.TRITS_PER_BYTE[layout] - 1 else 1
-    lines = [
-        "{",
-        ".reg .b32 a, b;",
-        f"mul.lo.u32 a, ${outs}, 3;",
-        f"mul.lo.u32 b, ${outs + 1}, 3;",
-        "prmt.b32 $0, a, b, 0x7531;",
-    ]
-    if outs == 3:
-        lines += ["and.b32 $1, a, 0x00ff00ff;", "and.b32 $2, b, 0x00ff00ff;"]
-    return "\n".join([*lines, "}"]), outs, 2
+    planes = layouts.TRITS_PER_BYTE[layout]
+    outs = 2 if 0 < j < planes - 1 else 1
+    ins = 2 if j == 0 else 3
+    lo, hi = f"${outs}", f"${outs + 1}"
+    lines = ["{", ".reg .b32 lo, hi, a, b, q;", f"mov.b32 lo, {lo};", f"mov.b32 hi, {hi};"]
+    if j == 0:
+        lines += _digit_prefix_lines("$0", 0)
+    else:
+        lines += [*_digit_prefix_lines("q", j), f"mad.lo.u32 $0, ${outs + 2}, {THREE_NEG:#x}, q;"]
+        if outs == 2:
+            lines.append("mov.b32 $1, q;")
+    return "\n".join([*lines, "}"]), outs, ins
 
 
 def _s8_tiles_fn(asm: str, outs: int, shape: tuple[int, int]):
@@ -607,7 +626,8 @@ def _int8_decode_fn(layout: str, shape: tuple[int, int]):
 def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
     """``(spread, planes)`` as :func:`_plane_decode_fns`, for the s8 tiles: 2-bit's state is the
     uint8 tile itself; 1.6-bit's is :data:`SPREAD_ASM`'s bf16-typed tile (two registers a byte
-    register, at :func:`bf16_register_of`)."""
+    register, at :func:`bf16_register_of`) and the last plane's digit prefixes (an s8 tile;
+    None before plane 0)."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
     planes = layouts.TRITS_PER_BYTE[layout]
@@ -620,39 +640,36 @@ def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
         return (lambda w8: w8), [plane_2bit(j) for j in range(planes)]
 
     s8_type = plgpu.ShapeDtypeStruct(shape, jnp.int8, layout=plgpu.Layout.WGMMA_8BIT)
-    state_type = plgpu.ShapeDtypeStruct(shape, jnp.bfloat16, layout=plgpu.Layout.WGMMA)
     from jax.experimental.mosaic.gpu import fragmented_array as fa
 
     byte_shape = fa.WGMMA_LAYOUT_8BIT.registers_shape(shape)
 
     def plane_1p6bit(j: int):
-        asm, outs, _ = _int8_plane_asm(layout, j)
-        ret = (s8_type, state_type) if outs == 3 else (s8_type,)
+        asm, outs, ins = _int8_plane_asm(layout, j)
+        arg_types = (plgpu.Layout.WGMMA,) + (plgpu.Layout.WGMMA_8BIT,) * (ins - 2)
 
-        @plgpu.inline_mgpu(arg_types=(plgpu.Layout.WGMMA,), return_type=ret)
-        def plane(ctx, state):
+        @plgpu.inline_mgpu(arg_types=arg_types, return_type=(s8_type,) * outs)
+        def plane(ctx, spread_tile, *prefix):
             del ctx
-            digits = np.empty(byte_shape, dtype=object)
-            nxt = np.empty(state.registers.shape, dtype=object)
+            tiles = [np.empty(byte_shape, dtype=object) for _ in range(outs)]
             for idx in np.ndindex(byte_shape):
-                pair = [bf16_register_of(idx, h) for h in (0, 1)]
-                ins = [_as_i32(state.registers[p]) for p in pair]
-                results = _run_asm(asm, outs, *ins)
-                digits[idx] = _as_i8x4(results[0])
-                if outs == 3:
-                    for p, v in zip(pair, results[1:], strict=True):
-                        nxt[p] = _as_bf16x2(v)
-            if outs == 3:
-                return _s8_array(digits), _wgmma_array(nxt)
-            return (_s8_array(digits),)
+                words = [_as_i32(spread_tile.registers[bf16_register_of(idx, h)]) for h in (0, 1)]
+                words += [_as_i32(p.registers[idx]) for p in prefix]
+                for t, v in zip(tiles, _run_asm(asm, outs, *words), strict=True):
+                    t[idx] = _as_i8x4(v)
+            return tuple(_s8_array(t) for t in tiles)
 
         def run(state):
-            results = plane(state)
-            return results[0], (results[1] if outs == 3 else state)
+            spread_tile, prefix = state
+            results = plane(spread_tile, *(() if prefix is None else (prefix,)))
+            # plane 0's digits are its prefix; the last plane passes none on
+            nxt = results[0] if j == 0 else (results[1] if outs == 2 else prefix)
+            return results[0], (spread_tile, nxt)
 
         return run
 
-    return _spread_fn(shape), [plane_1p6bit(j) for j in range(planes)]
+    spread = _spread_fn(shape)
+    return (lambda w8: (spread(w8), None)), [plane_1p6bit(j) for j in range(planes)]
 
 
 def fused_int8_epilogue(cfg: MosaicConfig, n: int, scale_shape) -> bool:

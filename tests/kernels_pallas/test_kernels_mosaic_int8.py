@@ -95,25 +95,40 @@ def test_int8_ptx_gives_every_planes_codes(layout: str, position: int) -> None:
 @pytest.mark.parametrize("position", range(4))
 def test_int8_plane_wise_ptx_gives_every_planes_codes(layout: str, position: int) -> None:
     """The plane-wise s8 decode (in_flight): 2-bit: _int8_plane_asm(j) on the packed word;
-    1.6-bit: SPREAD_ASM on the word, then each plane's block on the two state registers, its
-    next state threaded into the next plane."""
+    1.6-bit: SPREAD_ASM on the word, then each plane's block on the two state registers and
+    the previous plane's digit prefixes, its own prefixes threaded into the next plane."""
     planes = layouts.TRITS_PER_BYTE[layout]
     words, reg = _words_with_every_byte_at(layout, position, seed=60 + position)
-    if layout == "1.6bit":
-        spread = run_ptx(SPREAD_ASM, {"$2": reg})
-        state = [spread["$0"], spread["$1"]]
+    spread = run_ptx(SPREAD_ASM, {"$2": reg})
+    lo, hi, prefix = spread["$0"], spread["$1"], None
     for j in range(planes):
         asm, outs, ins = _int8_plane_asm(layout, j)
         if layout == "2bit":
             assert (outs, ins) == (1, 1)
             out = run_ptx(asm, {"$1": reg})
         else:
-            assert (outs, ins) == ((3 if j < planes - 1 else 1), 2)
-            out = run_ptx(asm, {f"${outs}": state[0], f"${outs + 1}": state[1]})
-            if outs == 3:
-                state = [out["$1"], out["$2"]]
+            assert (outs, ins) == ((2 if 0 < j < planes - 1 else 1), (2 if j == 0 else 3))
+            operands = {f"${outs}": lo, f"${outs + 1}": hi}
+            if j:
+                operands[f"${outs + 2}"] = prefix
+            out = run_ptx(asm, operands)
+            prefix = out["$0"] if j == 0 else out.get("$1")
         want = _plane_trits(words, layout, j).astype(np.int64) + 1
         np.testing.assert_array_equal(_register_bytes(out["$0"]), want, err_msg=f"plane {j}")
+
+
+def test_int8_1p6bit_decode_is_21_instructions_a_word() -> None:
+    """The digit-prefix decode (:func:`_int8_decode_asm`): 2 ``prmt`` to spread, then 3 a
+    plane (two multiplies, one ``prmt``) and a ``mad`` for each plane after the first; the
+    ``mov`` are register renames, which ptxas drops."""
+    asm, _ = _int8_decode_asm("1.6bit")
+    ops = [
+        line.split()[0]
+        for line in asm.splitlines()
+        if line.strip() and line.strip() not in "{}" and not line.startswith(".reg")
+    ]
+    work = [op for op in ops if not op.startswith("mov")]
+    assert len(work) == 21, ops
 
 
 # ----------------------------------------------------------------------------------------------

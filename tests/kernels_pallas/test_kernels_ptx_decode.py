@@ -97,6 +97,9 @@ def run_ptx(asm: str, operands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             res = src[0] ^ src[1]
         elif op == "mul.lo.u32":
             res = ((src[0].astype(np.uint64) * src[1].astype(np.uint64)) & MASK32).astype(np.uint32)
+        elif op == "mad.lo.u32":
+            a, b, c = (v.astype(np.uint64) for v in src)
+            res = ((a * b + c) & MASK32).astype(np.uint32)
         elif op == "fma.rn.bf16x2":
             res = _fma_bf16x2(*src)
         elif op in ("dp2a.lo.s32.u32", "dp2a.hi.s32.u32"):
