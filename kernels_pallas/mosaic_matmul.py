@@ -26,9 +26,10 @@ and plane), with x's plane-j columns pre-scaled by ``a_j`` and one float32 offse
 after the kernel (:func:`kernels_pallas.triton_matmul.raw_code_operands`).
 
 ``MosaicConfig.int8`` takes the s8 ``wgmma`` instead (32 K an instruction): the codes ``T + 1``
-are bytes (2-bit: a shift and an AND a plane and word; 1.6-bit: a multiply a lane pair), in the
-8-bit register layout as loaded, so x needs no K permutation; x is quantized to int16 a row and
-split into two signed bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
+are bytes (2-bit: a shift and an AND a plane and word; 1.6-bit: a multiply a lane pair and a
+``mad`` a word, digits as differences of digit prefixes), in the 8-bit register layout as
+loaded, so x needs no K permutation; x is quantized to int16 a row and split into two signed
+bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
 recombined (:func:`int8_operands`, :func:`finish_int8`): with one split by the kernel itself,
 which then writes the bf16 product (:func:`_int8_finish_fn`), so that a call is x's preparation
 and this kernel, two launches; with more, by XLA after it.
@@ -121,7 +122,14 @@ kernels were faster on the H200 (M = 1; M = 16 but on the largest layers); above
 MOSAIC_MIN_N = 8192
 """Narrower layers fill too few CTAs of 128 columns: on the H200 the Triton kernels won on
 3072 x 3072 and 9216 x 3072 at every M, and the Mosaic kernel on every N >= 8192 at M = 32 to
-128."""
+128 of the shapes then timed (K of 3072 and 8192)."""
+MOSAIC_MIN_WEIGHTS = 3 << 24
+"""Fewest weights (K * N, about 50 M) for which the rules take this kernel at M = 17 to 128: on
+2048 x 8192 (2**24) at M = 64, in two H200 tables of 24-call jits, it took 25.5 / 18.5 us (2-bit)
+and 33.7 / 26.8 (1.6-bit) against 16.2 / 16.2 and 17.9 / 17.8 for the Triton kernels and 16.9 /
+15.7 for bf16: the Mosaic call's floor of about 20 us. 8192 x 8192 (2**26) took 26.4 / 26.2
+against 38.4 / 38.2 (1.6-bit 26.0 / 26.3 against 46.4 / 46.1), and 3072 x 18432 (56.6 M) its
+table's Mosaic entries. Between them (the 1B's fused gate|up, 2048 x 16384) nothing was timed."""
 MOSAIC_M16_MIN_WEIGHTS = 1 << 27
 """From this many weights (K * N) up, M = ``MOSAIC_SMALL_MIN_M`` to 16 takes this kernel too
 (the s8 MMA with its own epilogue; 8192 x 28672 on the H200, three rounds each: 2-bit at M = 4
@@ -159,10 +167,10 @@ def is_hopper(device: jax.Device) -> bool:
 def use_mosaic(m: int, k: int, n: int) -> bool:
     """Whether ``ternary_matmul`` takes this kernel for ``[M, K] x [K, N]`` where no measured
     table says (given the packed matrix transposed and a Hopper GPU): ``MOSAIC_MIN_M <= M <=
-    MOSAIC_MAX_M`` with N >= ``MOSAIC_MIN_N``, or M from ``MOSAIC_SMALL_MIN_M`` on from
-    ``MOSAIC_M16_MIN_WEIGHTS`` weights."""
-    if MOSAIC_MIN_M <= m <= MOSAIC_MAX_M and n >= MOSAIC_MIN_N:
-        return True
+    MOSAIC_MAX_M`` with N >= ``MOSAIC_MIN_N`` and ``MOSAIC_MIN_WEIGHTS`` weights, or M from
+    ``MOSAIC_SMALL_MIN_M`` on from ``MOSAIC_M16_MIN_WEIGHTS`` weights."""
+    if MOSAIC_MIN_M <= m <= MOSAIC_MAX_M:
+        return n >= MOSAIC_MIN_N and k * n >= MOSAIC_MIN_WEIGHTS
     return MOSAIC_SMALL_MIN_M <= m < MOSAIC_MIN_M and k * n >= MOSAIC_M16_MIN_WEIGHTS
 
 

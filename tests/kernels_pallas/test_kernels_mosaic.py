@@ -209,13 +209,16 @@ def test_default_config_tiles_every_shape(layout: str, k: int, n: int) -> None:
 
 
 def test_use_mosaic_ranges() -> None:
-    """The rules for points no table covers: M = 17 to 128 on layers of N >= 8192, and M = 1 to
-    16 from 2**27 weights."""
+    """The rules for points no table covers: M = 17 to 128 on layers of N >= 8192 and 3 << 24
+    weights, and M = 1 to 16 from 2**27 weights."""
     assert not use_mosaic(16, 3072, 9216)
     assert use_mosaic(16, 8192, 28672) and use_mosaic(9, 8192, 28672)
     assert use_mosaic(1, 8192, 28672) and use_mosaic(4, 8192, 28672)
     assert not use_mosaic(1, 8192, 8192)  # 2**26 weights: the CUDA-core and Triton kernels
-    assert use_mosaic(17, 3072, 9216) and use_mosaic(128, 8192, 8192)
+    assert use_mosaic(128, 8192, 8192) and use_mosaic(17, 3072, 18432)
+    # below 3 << 24 weights the Mosaic call's ~20 us floor loses (2048 x 8192 at M = 64)
+    assert not use_mosaic(17, 3072, 9216) and not use_mosaic(64, 2048, 8192)
+    assert not use_mosaic(64, 2048, 16384)
     assert not use_mosaic(64, 9216, 3072)
     assert not use_mosaic(129, 8192, 28672)
 

@@ -234,8 +234,9 @@ def test_transposed_copies_follow_fusion_and_keep_the_function(trained_like: Tra
 
 
 def test_transposed_copy_is_wanted_where_a_layer_may_take_the_mosaic_kernel(monkeypatch) -> None:
-    """``wants_transposed_packed``: on a Hopper GPU up to batch 128; below 17 only for a model
-    with a layer of 2**27 weights (the rules give smaller layers the Triton kernels there)."""
+    """``wants_transposed_packed``: on a Hopper GPU up to batch 128, for a model with a layer
+    of 2**27 weights below batch 17 and of ``3 << 24`` from 17 (the rules give smaller layers
+    the Triton kernels there)."""
     import kernels_pallas.mosaic_matmul as mosaic
     from trilm_jax.inference.generate import largest_block_linear, wants_transposed_packed
 
@@ -249,8 +250,15 @@ def test_transposed_copy_is_wanted_where_a_layer_may_take_the_mosaic_kernel(monk
     monkeypatch.setattr(mosaic, "is_hopper", lambda device: True)
     assert wants_transposed_packed(1, largest_block_linear(big))
     assert not wants_transposed_packed(1, largest_block_linear(cfg))
-    assert wants_transposed_packed(17, largest_block_linear(cfg))
+    assert not wants_transposed_packed(17, largest_block_linear(cfg))
+    assert wants_transposed_packed(17, largest_block_linear(big))
+    # the Spectra 1.1 1B's widths (2048, d_ff 8192): gate|up fused is 2048 x 16384, below
+    one_b = ModelConfig(d_model=2048, n_heads=32, n_kv_heads=32, d_ff=8192)
+    assert largest_block_linear(one_b) == 2048 * 16384
+    assert not wants_transposed_packed(64, largest_block_linear(one_b))
+    assert wants_transposed_packed(64, 3072 * 18432)  # the 3.9B's gate|up, 56.6 M weights
     assert wants_transposed_packed(16)  # size unknown: the copy, in case
+    assert wants_transposed_packed(64)
     assert not wants_transposed_packed(129, largest_block_linear(big))
     monkeypatch.setattr(mosaic, "is_hopper", lambda device: False)
     assert not wants_transposed_packed(16, largest_block_linear(big))

@@ -137,22 +137,26 @@ def largest_block_linear(config: ModelConfig, fused: bool = True) -> int:
 def wants_transposed_packed(batch: int, largest_weights: int | None = None) -> bool:
     """Whether decoding ``batch`` sequences at a time may gain from the packed bytes' transposed
     copy: on a Hopper GPU at the batches where some layer may take the Mosaic kernel (up to 128;
-    ``kernels_pallas.mosaic_matmul.use_mosaic`` and the device's table decide per layer). Below
-    17 only layers of ``MOSAIC_M16_MIN_WEIGHTS`` and up take it, so where ``largest_weights``
-    (:func:`largest_block_linear`) says the model has none, it holds no copy there."""
+    ``kernels_pallas.mosaic_matmul.use_mosaic`` and the device's table decide per layer). The
+    rules give it layers of ``MOSAIC_MIN_WEIGHTS`` and up from batch 17, of
+    ``MOSAIC_M16_MIN_WEIGHTS`` and up below, so where ``largest_weights``
+    (:func:`largest_block_linear`) says the model has none, it holds no copy there (``None``:
+    size unknown, the copy in case)."""
     from kernels_pallas.mosaic_matmul import (
         MOSAIC_M16_MIN_WEIGHTS,
         MOSAIC_MAX_M,
         MOSAIC_MIN_M,
+        MOSAIC_MIN_WEIGHTS,
         MOSAIC_SMALL_MIN_M,
         is_hopper,
     )
 
     if not MOSAIC_SMALL_MIN_M <= batch <= MOSAIC_MAX_M or not is_hopper(jax.devices()[0]):
         return False
-    if batch < MOSAIC_MIN_M and largest_weights is not None:
-        return largest_weights >= MOSAIC_M16_MIN_WEIGHTS
-    return True
+    if largest_weights is None:
+        return True
+    least = MOSAIC_M16_MIN_WEIGHTS if batch < MOSAIC_MIN_M else MOSAIC_MIN_WEIGHTS
+    return largest_weights >= least
 
 
 def generate(
