@@ -12,7 +12,7 @@ span (first kernel's start to last kernel's end, over the calls); the time the G
 kernels; and each kernel's median duration.
 
 Run on a GPU:  python benchmarks/gpu_timeline.py --shape 8192x28672 --m 16 \
-    --variants bf16,shipped,mosaic:128/128/1/2/1/0/1,separate:128/128/1/2/1/0/1
+    --variants bf16,served,mosaic:128/128/1/2/1/0/1,separate:128/128/1/2/1/0/1
 Imports only jax, numpy and the project.
 """
 
@@ -96,21 +96,30 @@ def timeline(events: list[dict], calls: int) -> dict:
 
 
 def variant_fn(spec: str, layout: str):
-    """``bf16`` (jnp.dot on bf16 weights), ``shipped`` (``ternary_matmul``), ``mosaic:TILING``
-    or ``separate:TILING`` (the s8 kernel with its epilogue after it) on the transposed bytes;
-    and whether it takes the transposed bytes, bf16 weights or the packed ones."""
+    """``bf16`` (jnp.dot on bf16 weights), ``shipped`` (``ternary_matmul`` on the packed bytes
+    alone: the Triton kernels), ``served`` (``ternary_matmul`` given the transposed copy too, as
+    decoding on a Hopper GPU calls it: the Mosaic kernel where the table or rules say),
+    ``mosaic:TILING`` or ``separate:TILING`` (the s8 kernel with its epilogue after it) on the
+    transposed bytes; and which weights it takes (bf16, packed, transposed or both)."""
     kind, _, tiling = spec.partition(":")
     if kind == "bf16":
         return jnp.dot, "dense"
     if kind == "shipped":
         return (lambda x, w: ternary_matmul(x, w, jnp.float32(0.5), layout)), "packed"
+    if kind == "served":
+
+        def served(x, w):
+            packed, packed_t = w
+            return ternary_matmul(x, packed, jnp.float32(0.5), layout, packed_t=packed_t)
+
+        return served, "both"
     if kind in ("mosaic", "separate"):
         cfg = MosaicConfig.parse(tiling)
         fuse = kind == "mosaic"
         return (
             lambda x, w: mosaic_ternary_matmul(x, w, jnp.float32(0.5), layout, cfg, fuse)
         ), "packed_t"
-    raise ValueError(f"variant {spec!r}: expected bf16, shipped, mosaic:T or separate:T")
+    raise ValueError(f"variant {spec!r}: expected bf16, shipped, served, mosaic:T or separate:T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shape", default="8192x28672", help="KxN")
     ap.add_argument("--layouts", default="2bit,1.6bit")
     ap.add_argument("--ms", default="16")
-    ap.add_argument("--variants", default="bf16,shipped,mosaic:128/128/1/2/1/0/1")
+    ap.add_argument(
+        "--variants",
+        default="bf16,shipped,served",
+        help="comma-separated: bf16, shipped (packed bytes alone), served (with the transposed "
+        "copy), mosaic:TILING, separate:TILING (TILING as kernels.py's probe takes it)",
+    )
     ap.add_argument("--repeats", type=int, default=10, help="dispatches of the loop traced")
     ap.add_argument("--reps", type=int, default=5, help="wall-clock samples (untraced)")
     ap.add_argument("--kernels", type=int, default=4, help="kernels listed a variant")
@@ -153,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         rows = layouts.rows_per_plane(k, layout)
         sets = args.sets or _n_sets(rows * n)
         packed = [_random_packed(jax.random.key(10 + i), k, n, layout) for i in range(sets)]
-        weights = {"packed": packed, "packed_t": [w.T.copy() for w in packed]}
+        transposed = [w.T.copy() for w in packed]
+        weights = {
+            "packed": packed,
+            "packed_t": transposed,
+            "both": list(zip(packed, transposed, strict=True)),
+        }
         for m in (int(v) for v in args.ms.split(",")):
             xs = [
                 jax.random.normal(jax.random.key(100 + i), (m, k), jnp.bfloat16)

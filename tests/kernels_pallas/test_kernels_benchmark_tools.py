@@ -208,3 +208,21 @@ def test_gpu_timeline_reads_the_gpu_streams_of_a_trace(tmp_path: Path) -> None:
     assert t["busy"] == pytest.approx(23.0)
     assert t["kernels"] == {"kernel": (1.0, 20.0), "prep": (1.0, 3.0)}
     assert list(t["kernels"]) == ["kernel", "prep"]  # the largest share first
+
+
+def test_gpu_timeline_served_variant_takes_both_orientations() -> None:
+    """``served`` calls ``ternary_matmul`` with the packed bytes and their transposed copy (on a
+    CPU the reference path, which must give the float64 product); unknown names are refused."""
+    timeline = _load("gpu_timeline")
+    rng = np.random.default_rng(3)
+    k, n = 256, 128
+    trits = rng.integers(-1, 2, (k, n)).astype(np.int8)
+    packed = jnp.asarray(layouts.pack(trits, "2bit"))
+    x = jnp.asarray(rng.standard_normal((3, k)), jnp.bfloat16)
+    fn, operand = timeline.variant_fn("served", "2bit")
+    assert operand == "both"
+    got = np.asarray(fn(x, (packed, packed.T)), np.float64)
+    want = np.asarray(x, np.float64) @ (0.5 * trits.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-2 * np.abs(want).max())
+    with pytest.raises(ValueError, match="expected bf16, shipped, served"):
+        timeline.variant_fn("servd", "2bit")
