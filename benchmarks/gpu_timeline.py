@@ -11,7 +11,7 @@ wall-clock time; the host's time to enqueue it (the loop dispatched without a wa
 span (first kernel's start to last kernel's end, over the calls); the time the GPU ran
 kernels; and each kernel's median duration.
 
-Run on a GPU:  python benchmarks/gpu_timeline.py --shape 8192x28672 --m 16 \
+Run on a GPU:  python benchmarks/gpu_timeline.py --shape 8192x28672 --ms 16 \
     --variants bf16,served,mosaic:128/128/1/2/1/0/1,separate:128/128/1/2/1/0/1
 Imports only jax, numpy and the project.
 """
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kernels import _n_sets, _random_packed, _time_per_call, sink_of  # noqa: E402
+from kernels import _n_sets, _random_packed, _time_per_call, calls_jit  # noqa: E402
 
 from kernels_pallas import layouts, ternary_matmul  # noqa: E402
 from kernels_pallas.mosaic_matmul import MosaicConfig, mosaic_ternary_matmul  # noqa: E402
@@ -163,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         "| kernels (a call: count x us) |"
     )
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
+    specs = args.variants.split(",")
+    dense = []  # bf16 weights, made once for every layout and M
+    if "bf16" in specs:
+        dense = [
+            jax.random.normal(jax.random.key(20 + i), (k, n), jnp.bfloat16)
+            for i in range(args.sets or _n_sets(2 * k * n))
+        ]
     for layout in args.layouts.split(","):
         rows = layouts.rows_per_plane(k, layout)
         sets = args.sets or _n_sets(rows * n)
@@ -172,30 +179,20 @@ def main(argv: list[str] | None = None) -> int:
             "packed": packed,
             "packed_t": transposed,
             "both": list(zip(packed, transposed, strict=True)),
+            "dense": dense,
         }
         for m in (int(v) for v in args.ms.split(",")):
             xs = [
                 jax.random.normal(jax.random.key(100 + i), (m, k), jnp.bfloat16)
-                for i in range(sets)
+                for i in range(max(sets, len(dense)))
             ]
-            for spec in args.variants.split(","):
+            for spec in specs:
                 fn, operand = variant_fn(spec, layout)
-                if operand == "dense":
-                    ws = [
-                        jax.random.normal(jax.random.key(20 + i), (k, n), jnp.bfloat16)
-                        for i in range(args.sets or _n_sets(2 * k * n))
-                    ]
-                else:
-                    ws = weights[operand]
+                ws = weights[operand]
                 wall = _time_per_call(
                     fn, xs, ws, args.reps, repeats=args.wall_repeats, sink=args.sink
                 )
-
-                @jax.jit
-                def run(xs, ws, fn=fn):
-                    outs = [fn(x, w) for x, w in zip(xs, ws, strict=True)]
-                    return sink_of(outs) if args.sink else outs
-
+                run = calls_jit(fn, args.sink)
                 xl = xs[: len(ws)]
                 # past the runs that XLA takes before it instantiates its command buffers
                 jax.block_until_ready([run(xl, ws) for _ in range(args.repeats)])
@@ -218,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"{t['busy']:.1f} | {listed} |",
                     flush=True,
                 )
-                del ws
     return 0
 
 

@@ -104,21 +104,27 @@ def sink_of(outs: list[jax.Array]) -> jax.Array:
     return jnp.stack([o[-1, -1] for o in outs])
 
 
-def _time_per_call(fn, x_list, w_list, reps: int, repeats: int = 20, sink: bool = False) -> float:
-    """Seconds per call of ``fn(x, w)``, median over ``reps`` samples.
-
-    One jit makes L calls, each with its own x and w (no operand is shared, so XLA cannot merge
-    calls into one bigger dot or fusion). A sample dispatches that jit ``repeats`` times back to
-    back and waits once, so the GPU stays busy (and at full clock) for milliseconds while the
-    host's dispatch cost hides behind the device work. ``sink``: the jit returns
-    :func:`sink_of` the products instead of the products.
-    """
+def calls_jit(fn, sink: bool = False):
+    """The timed jit: ``run(xs, ws)`` makes one call of ``fn(x, w)`` a pair, each with its own x
+    and w (no operand is shared, so XLA cannot merge calls into one bigger dot or fusion), and
+    returns the products (``sink``: :func:`sink_of` them)."""
 
     @jax.jit
     def run(xs, ws):
         outs = [fn(x, w) for x, w in zip(xs, ws, strict=True)]
         return sink_of(outs) if sink else outs
 
+    return run
+
+
+def _time_per_call(fn, x_list, w_list, reps: int, repeats: int = 20, sink: bool = False) -> float:
+    """Seconds per call of ``fn(x, w)``, median over ``reps`` samples.
+
+    One jit (:func:`calls_jit`) makes L calls. A sample dispatches it ``repeats`` times back to
+    back and waits once, so the GPU stays busy (and at full clock) for milliseconds while the
+    host's dispatch cost hides behind the device work.
+    """
+    run = calls_jit(fn, sink)
     xs, ws = x_list[: len(w_list)], w_list
     jax.block_until_ready(run(xs, ws))  # compile + warm up
     jax.block_until_ready([run(xs, ws) for _ in range(repeats)])

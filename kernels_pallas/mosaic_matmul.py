@@ -538,14 +538,14 @@ THREE_NEG = 0xFFFFFFFD
 """-3 as a u32: ``mad.lo.u32 d, p, THREE_NEG, q`` is ``q - 3 p``."""
 
 
-def _digit_prefix_lines(dst: str, j: int) -> list[str]:
+def _digit_prefix_lines(dst: str, j: int, lo: str = "lo", hi: str = "hi") -> list[str]:
     """PTX taking the bytes in 16-bit lanes (``lo``: bytes 0, 1; ``hi``: bytes 2, 3; the
     :func:`_spread_lines` state) to ``P_j = floor(3**(j + 1) b / 256)`` of each byte b, a byte
     each in the word's order, in ``dst``; uses ``a``, ``b``. No mask: ``3**5 * 255 < 2**16``,
     so a lane never carries into the next, and ``P_4 <= 242`` fits its byte."""
     return [
-        f"mul.lo.u32 a, lo, {3 ** (j + 1)};",
-        f"mul.lo.u32 b, hi, {3 ** (j + 1)};",
+        f"mul.lo.u32 a, {lo}, {3 ** (j + 1)};",
+        f"mul.lo.u32 b, {hi}, {3 ** (j + 1)};",
         f"prmt.b32 {dst}, a, b, 0x7531;",  # each lane's byte 1
     ]
 
@@ -595,12 +595,15 @@ def _int8_plane_asm(layout: str, j: int) -> tuple[str, int, int]:
     planes = layouts.TRITS_PER_BYTE[layout]
     outs = 2 if 0 < j < planes - 1 else 1
     ins = 2 if j == 0 else 3
-    lo, hi = f"${outs}", f"${outs + 1}"
-    lines = ["{", ".reg .b32 lo, hi, a, b, q;", f"mov.b32 lo, {lo};", f"mov.b32 hi, {hi};"]
+    spread = (f"${outs}", f"${outs + 1}")
+    lines = ["{", ".reg .b32 a, b, q;"]
     if j == 0:
-        lines += _digit_prefix_lines("$0", 0)
-    else:
-        lines += [*_digit_prefix_lines("q", j), f"mad.lo.u32 $0, ${outs + 2}, {THREE_NEG:#x}, q;"]
+        lines += _digit_prefix_lines("$0", 0, *spread)
+    else:  # outputs written after every input is read (an output may share an input's register)
+        lines += [
+            *_digit_prefix_lines("q", j, *spread),
+            f"mad.lo.u32 $0, ${outs + 2}, {THREE_NEG:#x}, q;",
+        ]
         if outs == 2:
             lines.append("mov.b32 $1, q;")
     return "\n".join([*lines, "}"]), outs, ins
