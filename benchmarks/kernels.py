@@ -459,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         "platform": dev.platform,
         "jax": jax.__version__,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "min_calls": MIN_SETS,
         "checks": [],
         "rows": [],
     }

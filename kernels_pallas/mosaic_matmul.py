@@ -25,10 +25,11 @@ As ``BlockConfig(raw_codes=True)`` of ``triton_matmul.py``, the MMA takes the ra
 and plane), with x's plane-j columns pre-scaled by ``a_j`` and one float32 offset a row added
 after the kernel (:func:`kernels_pallas.triton_matmul.raw_code_operands`).
 
-``MosaicConfig.int8`` takes the s8 ``wgmma`` instead (32 K an instruction): the codes ``T + 1``
-are bytes (2-bit: a shift and an AND a plane and word; 1.6-bit: a multiply a lane pair and a
-``mad`` a word, digits as differences of digit prefixes), in the 8-bit register layout as
-loaded, so x needs no K permutation; x is quantized to int16 a row and split into two signed
+``MosaicConfig.int8`` takes the s8 ``wgmma`` instead (32 K an instruction): the weights are
+bytes (2-bit: the codes ``T + 1``, a shift and an AND a plane and word; 1.6-bit: the digit
+prefixes of the first four planes, a multiply a lane pair and a ``prmt`` a plane, and the last
+digit), in the 8-bit register layout as loaded, so x needs no K permutation; x is quantized to
+int16 a row (1.6-bit: its first planes folded to match the prefixes) and split into two signed
 bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
 recombined (:func:`int8_operands`, :func:`finish_int8`): with one split by the kernel itself,
 which then writes the bf16 product (:func:`_int8_finish_fn`), so that a call is x's preparation
@@ -76,9 +77,9 @@ class MosaicConfig:
       a step (a plane's registers are the same PTX registers in the next step, which would
       overwrite them under a running ``wgmma``); needs 2 or more stages.
     int8: False: bf16 ``wgmma`` on raw codes (x pre-scaled bf16); True: s8 ``wgmma`` (32 K a
-      instruction, half as many) on the codes ``T + 1`` as bytes, x quantized to int16 a row
-      and split into two signed bytes (:func:`int8_operands`), int32 sums. block_k 64 or 128
-      (Mosaic has no s8 register operand at a 32-byte swizzle).
+      instruction, half as many) on the weights as bytes (:func:`_int8_decode_asm`), x quantized
+      to int16 a row and split into two signed bytes (:func:`int8_operands`), int32 sums.
+      block_k 64 or 128 (Mosaic has no s8 register operand at a 32-byte swizzle).
     """
 
     tile_n: int = 128
@@ -273,22 +274,38 @@ def finish(partials: jax.Array, offset: jax.Array, scale: jax.Array, m: int, dty
     return (out * s).astype(dtype)
 
 
-INT8_X_MAX = 127 * 256
-"""Largest ``|q|`` of x quantized for the s8 MMA (``MosaicConfig.int8``): ``q = 256 hi + lo``
-with ``hi = (q + 128) >> 8`` in [-127, 127] and ``lo`` in [-128, 127], both signed bytes. The
-rounding costs at most ``max|x| / 65024`` an element, far below bf16's own."""
+INT8_X_BYTES_MAX = 127 * 256
+"""Largest ``|v|`` of an x value that the s8 MMA takes as two signed bytes, ``v = 256 hi + lo``
+with ``hi = (v + 128) >> 8`` in [-127, 127] and ``lo`` in [-128, 127]."""
+FOLDED_PLANES = {"2bit": 0, "1.6bit": 3}
+"""Planes ``j`` whose x values the s8 kernel takes as ``q_j - 3 q_(j+1)`` (:func:`int8_operands`):
+the 1.6-bit kernel multiplies planes 0 to 3 by the digit prefixes ``P_j`` (at most 80, a signed
+byte) rather than by the digits, and ``sum_j d_j q_j = sum_(j<3) P_j (q_j - 3 q_(j+1)) + P_3 q_3
++ d_4 q_4`` for the digits ``d_j = P_j - 3 P_(j-1)`` (:func:`_int8_decode_asm`)."""
+INT8_X_MAX = {"2bit": INT8_X_BYTES_MAX, "1.6bit": INT8_X_BYTES_MAX // 4}
+"""Largest ``|q|`` of x quantized for the s8 MMA (``MosaicConfig.int8``), per layout: 2-bit
+32512 (the rounding costs at most ``max|x| / 65024`` an element, far below bf16's own); 1.6-bit
+8128, so that the folded values ``q_j - 3 q_(j+1)`` (:data:`FOLDED_PLANES`) fit two bytes: at
+most ``max|x| / 16256`` an element, still below bf16's ``|x| / 512`` for all but x's smallest
+values (the CUDA-core integer kernel's 1.6-bit x has 13 bits too, ``triton_dp2a.X_MAX``)."""
 
 
 def int8_operands(
     x: jax.Array, layout: str, rows: int, m_pad: int
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """x for the s8 kernel: ``[planes, 2 m_pad, R]`` int8 (rows ``i``: the low bytes of row i
-    of x quantized, ``m_pad + i``: its high bytes; rows past M and K's padding zero), the
-    quantization scale a row ``[m_pad]`` (float32, ``x ~ scale q``; 1 past M) and each
-    plane's sums ``sum_k lo``, ``sum_k hi`` ``[planes, 2 m_pad]`` (int32) that the codes
-    ``T + 1`` add on top of ``T``. The kernel takes
+    """x for the s8 kernel: ``[planes, 2 m_pad, R]`` int8 (rows ``i``: the low bytes of row i's
+    values, ``m_pad + i``: their high bytes; rows past M and K's padding zero), the quantization
+    scale a row ``[m_pad]`` (float32, ``x ~ scale q``; 1 past M) and the offset
+    ``[planes, m_pad]`` (int32, plane j's ``sum_r q_j``), which the kernel's sums carry on top
+    of ``sum_k T q``. The kernel takes
     :func:`kernels_pallas.int8_prep.int8_operands_pallas` (the same in one launch); this is its
     reference.
+
+    A row of x is quantized to ``q`` (``|q| <= INT8_X_MAX[layout]``, round to nearest); plane
+    j's values are ``q_j``, or ``q_j - 3 q_(j+1)`` for the 1.6-bit layout's planes 0 to 2
+    (:data:`FOLDED_PLANES`), whose weights are the digit prefixes. Either way the kernel's
+    ``sum_j A_j v_j`` (``A_j``: the plane's s8 weights) is ``sum_k (T + 1) q``, and subtracting
+    ``sum_k q`` leaves ``sum_k T q``: exact, int32.
 
     No K permutation: s8 ``wgmma`` takes the 8-bit register layout's 4 bytes of a thread as 4
     consecutive K, so the packed bytes are the A operand as loaded."""
@@ -296,12 +313,14 @@ def int8_operands(
     planes = layouts.TRITS_PER_BYTE[layout]
     xf = jnp.pad(x.astype(jnp.float32), ((0, m_pad - m), (0, planes * rows - k)))
     amax = jnp.max(jnp.abs(xf), axis=1)
-    xscale = jnp.where(amax > 0, amax / INT8_X_MAX, 1.0)
-    q = jnp.round(xf * (1.0 / xscale)[:, None]).astype(jnp.int32)
-    hi = (q + 128) >> 8
-    halves = jnp.concatenate([q - (hi << 8), hi])  # [2 m_pad, planes R]: lo rows, then hi
-    offset = halves.reshape(2 * m_pad, planes, rows).sum(axis=2, dtype=jnp.int32).T  # exact
-    xq = halves.astype(jnp.int8).reshape(2 * m_pad, planes, rows).transpose(1, 0, 2)
+    xscale = jnp.where(amax > 0, amax / INT8_X_MAX[layout], 1.0)
+    q = jnp.round(xf * (1.0 / xscale)[:, None]).astype(jnp.int32).reshape(m_pad, planes, rows)
+    folded = FOLDED_PLANES[layout]
+    v = q.at[:, :folded].add(-3 * q[:, 1 : folded + 1])
+    hi = (v + 128) >> 8
+    halves = jnp.concatenate([v - (hi << 8), hi])  # [2 m_pad, planes, R]: lo rows, then hi
+    xq = halves.astype(jnp.int8).transpose(1, 0, 2)
+    offset = q.sum(axis=2, dtype=jnp.int32).T  # [planes, m_pad], exact
     return xq, xscale, offset
 
 
@@ -313,16 +332,17 @@ def finish_int8(
     m: int,
     dtype,
 ) -> jax.Array:
-    """``[split, N, 2 m_pad]`` int32 sums of ``(T + 1) lo`` and ``(T + 1) hi`` to
-    ``x @ (scale * T)`` ``[M, N]``: sum the splits and subtract the offset (``[planes, 2 m_pad]``;
-    exact, int32), then ``256 hi + lo`` in float32, transpose, x's scale and the columns' scale,
-    cast."""
+    """``[split, N, 2 m_pad]`` int32 sums of the s8 weights times x's low and high bytes to
+    ``x @ (scale * T)`` ``[M, N]``: sum the splits and subtract the offset from the low bytes'
+    sums (``[planes, m_pad]``, :func:`int8_operands`; exact, int32), then ``256 hi + lo`` in
+    float32, transpose, x's scale and the columns' scale, cast."""
     from kernels_pallas.triton_matmul import scale_operand
 
     m_pad = partials.shape[2] // 2
     s, _ = scale_operand(scale, partials.shape[1])
-    d = partials.sum(axis=0) - offset.sum(axis=0)[None, :]
-    out = 256.0 * d[:, m_pad : m_pad + m].astype(jnp.float32) + d[:, :m].astype(jnp.float32)
+    d = partials.sum(axis=0)
+    lo = d[:, :m] - offset.sum(axis=0)[None, :m]
+    out = 256.0 * d[:, m_pad : m_pad + m].astype(jnp.float32) + lo.astype(jnp.float32)
     return (out.T * xscale[:m, None] * s).astype(dtype)
 
 
@@ -551,14 +571,16 @@ def _digit_prefix_lines(dst: str, j: int, lo: str = "lo", hi: str = "hi") -> lis
 
 
 def _int8_decode_asm(layout: str) -> tuple[str, int]:
-    """PTX taking 4 packed bytes ($P, P = outputs) to each plane's 4 codes ``T + 1`` in {0, 1,
-    2}, a byte each in the same order ($j: plane j), and the number of outputs (the planes).
+    """PTX taking 4 packed bytes ($P, P = outputs) to each plane's 4 s8 weights, a byte each in
+    the same order ($j: plane j), and the number of outputs (the planes).
 
-    2-bit: a shift and an AND a plane. 1.6-bit: the bytes in 16-bit lanes, then per plane
-    the digit prefixes ``P_j = floor(3**(j + 1) b / 256)`` (a multiply a lane pair and one
-    ``prmt``, :func:`_digit_prefix_lines`) and digit j as ``P_j - 3 P_(j - 1)`` (one ``mad`` on
-    all four bytes: ``3 P_(j - 1)`` <= 240 and the digit >= 0, so no byte carries or borrows).
-    21 instructions a word, where masking each ``3 m_j mod 256`` back to its byte took 25."""
+    2-bit: the codes ``T + 1`` in {0, 1, 2}, a shift and an AND a plane. 1.6-bit: the bytes in
+    16-bit lanes, then planes 0 to 3 as the digit prefixes ``P_j = floor(3**(j + 1) b / 256)``
+    of the byte's first j + 1 digits (at most 80; a multiply a lane pair and one ``prmt``,
+    :func:`_digit_prefix_lines`), and plane 4 as its digit ``P_4 - 3 P_3`` (one more ``mad`` on
+    all four bytes: ``3 P_3 <= 240`` and the digit >= 0, so no byte carries or borrows). x's
+    planes 0 to 2 come folded to match (:data:`FOLDED_PLANES`). 18 instructions a word, where
+    the digits of every plane took 21 and masking each ``3 m_j mod 256`` back to its byte 25."""
     planes = layouts.TRITS_PER_BYTE[layout]
     src = f"${planes}"
     if layout == "2bit":
@@ -566,47 +588,32 @@ def _int8_decode_asm(layout: str) -> tuple[str, int]:
         for j in range(1, planes):
             lines += [f"shr.b32 s, {src}, {2 * j};", f"and.b32 ${j}, s, 0x03030303;"]
         return "\n".join([*lines, "}"]), planes
-    lines = [
-        "{",
-        ".reg .b32 lo, hi, z, a, b, p, q;",
-        "mov.b32 z, 0;",
-        *_spread_lines(src, "lo", "hi"),
-        *_digit_prefix_lines("p", 0),
-        "mov.b32 $0, p;",  # P_0 is digit 0
-    ]
-    for j in range(1, planes):
-        lines += [*_digit_prefix_lines("q", j), f"mad.lo.u32 ${j}, p, {THREE_NEG:#x}, q;"]
-        if j < planes - 1:
-            lines.append("mov.b32 p, q;")
+    last = planes - 1
+    lines = ["{", ".reg .b32 lo, hi, z, a, b, q;", "mov.b32 z, 0;", *_spread_lines(src, "lo", "hi")]
+    for j in range(last):  # the word is read only above, so an output may share its register
+        lines += _digit_prefix_lines(f"${j}", j)
+    lines += _digit_prefix_lines("q", last)
+    lines.append(f"mad.lo.u32 ${last}, ${last - 1}, {THREE_NEG:#x}, q;")
     return "\n".join([*lines, "}"]), planes
 
 
 def _int8_plane_asm(layout: str, j: int) -> tuple[str, int, int]:
-    """The plane-wise s8 decode's block for plane j: 2-bit: the packed word ($1) to the codes
-    ($0); 1.6-bit: the spread state's two registers (:data:`SPREAD_ASM`) and, after plane 0,
-    the previous plane's prefix ``P_(j - 1)`` (the last operands, in that order) to the digits
-    ($0) and, for planes 1 to 3, ``P_j`` ($1) for the next (:func:`_int8_decode_asm`: digit 0
-    is ``P_0``). Returns the PTX, the outputs and the inputs."""
+    """The plane-wise s8 decode's block for plane j (one output, $0, as
+    :func:`_int8_decode_asm`'s $j): 2-bit: from the packed word ($1); 1.6-bit: from the spread
+    state's two registers (:data:`SPREAD_ASM`; $1, $2) and, for the last plane, the previous
+    plane's prefixes ``P_3`` ($3). Returns the PTX, the outputs and the inputs."""
     if layout == "2bit":
         if not j:
             return "and.b32 $0, $1, 0x03030303;", 1, 1
         lines = ["{", ".reg .b32 s;", f"shr.b32 s, $1, {2 * j};", "and.b32 $0, s, 0x03030303;"]
         return "\n".join([*lines, "}"]), 1, 1
-    planes = layouts.TRITS_PER_BYTE[layout]
-    outs = 2 if 0 < j < planes - 1 else 1
-    ins = 2 if j == 0 else 3
-    spread = (f"${outs}", f"${outs + 1}")
-    lines = ["{", ".reg .b32 a, b, q;"]
-    if j == 0:
-        lines += _digit_prefix_lines("$0", 0, *spread)
-    else:  # outputs written after every input is read (an output may share an input's register)
-        lines += [
-            *_digit_prefix_lines("q", j, *spread),
-            f"mad.lo.u32 $0, ${outs + 2}, {THREE_NEG:#x}, q;",
-        ]
-        if outs == 2:
-            lines.append("mov.b32 $1, q;")
-    return "\n".join([*lines, "}"]), outs, ins
+    if j < layouts.TRITS_PER_BYTE[layout] - 1:
+        lines = ["{", ".reg .b32 a, b;", *_digit_prefix_lines("$0", j, "$1", "$2"), "}"]
+        return "\n".join(lines), 1, 2
+    # the output written after every input is read (it may share an input's register)
+    lines = ["{", ".reg .b32 a, b, q;", *_digit_prefix_lines("q", j, "$1", "$2")]
+    lines.append(f"mad.lo.u32 $0, $3, {THREE_NEG:#x}, q;")
+    return "\n".join([*lines, "}"]), 1, 3
 
 
 def _s8_tiles_fn(asm: str, outs: int, shape: tuple[int, int]):
@@ -630,15 +637,15 @@ def _s8_tiles_fn(asm: str, outs: int, shape: tuple[int, int]):
 
 
 def _int8_decode_fn(layout: str, shape: tuple[int, int]):
-    """uint8 tile in the 8-bit WGMMA layout -> one s8 tile a plane (the codes ``T + 1``)."""
+    """uint8 tile in the 8-bit WGMMA layout -> one s8 tile a plane (:func:`_int8_decode_asm`)."""
     return _s8_tiles_fn(*_int8_decode_asm(layout), shape)
 
 
 def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
     """``(spread, planes)`` as :func:`_plane_decode_fns`, for the s8 tiles: 2-bit's state is the
     uint8 tile itself; 1.6-bit's is :data:`SPREAD_ASM`'s bf16-typed tile (two registers a byte
-    register, at :func:`bf16_register_of`) and the last plane's digit prefixes (an s8 tile;
-    None before plane 0)."""
+    register, at :func:`bf16_register_of`) and the previous plane's s8 weights (None before
+    plane 0), which the last plane reads (plane 3's digit prefixes)."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
     planes = layouts.TRITS_PER_BYTE[layout]
@@ -672,10 +679,8 @@ def _int8_plane_decode_fns(layout: str, shape: tuple[int, int]):
 
         def run(state):
             spread_tile, prefix = state
-            results = plane(spread_tile, *(() if prefix is None else (prefix,)))
-            # plane 0's digits are its prefix; the last plane passes none on
-            nxt = results[0] if j == 0 else (results[1] if outs == 2 else prefix)
-            return results[0], (spread_tile, nxt)
+            (weights,) = plane(spread_tile, *(() if ins == 2 else (prefix,)))
+            return weights, (spread_tile, weights)  # the last plane reads P_3, plane 3's weights
 
         return run
 
@@ -696,11 +701,11 @@ def fused_int8_epilogue(cfg: MosaicConfig, n: int, scale_shape) -> bool:
 
 def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: int):
     """``plgpu.inline_mgpu`` function finishing one warpgroup's s8 tile in the kernel: the
-    int32 accumulator ``[tile_wg, 2 m_pad]`` (low bytes' sums, then high bytes'), x's plane
-    sums ``[planes, 2 m_pad]`` and scales ``[m_pad]`` (the preparation's), the gammas of the
+    int32 accumulator ``[tile_wg, 2 m_pad]`` (low bytes' sums, then high bytes'), x's offset
+    ``[planes, m_pad]`` and scales ``[m_pad]`` (the preparation's), the gammas of the
     tile (a ref whose element ``row // gamma_block`` is row's; ``gamma_block = 0``: element 0
     for all), and the output's ``[M, tile_wg]`` columns, which it writes as
-    :func:`finish_int8` would (``256 (hi - sum hi) + (lo - sum lo)``, times x's scale and
+    :func:`finish_int8` would (``256 hi + (lo - offset)``, times x's scale and
     gamma, bf16), a thread its own elements. Transposing by address costs no shuffle: the
     output is ``M x tile_wg`` bf16 (4 KB a CTA at M = 16), so that the stores' poor coalescing
     weighs nothing against a launch of its own."""
@@ -729,9 +734,6 @@ def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: 
         for (lo, (row, col)), hi in zip(lows, highs, strict=True):
             for j in range(planes):
                 lo = arith.subi(lo, memref.load(offset_ref, [const(j), col]))
-                hi = arith.subi(
-                    hi, memref.load(offset_ref, [const(j), arith.addi(col, const(m_pad))])
-                )
             g = const(0) if not gamma_block else arith.divui(row, const(gamma_block))
             factor = arith.mulf(memref.load(xscale_ref, [col]), memref.load(gamma_ref, [g]))
             terms.append((lo, hi, factor, row, col))
