@@ -13,6 +13,9 @@ kernels; and each kernel's median duration.
 
 Run on a GPU:  python benchmarks/gpu_timeline.py --shape 8192x28672 --ms 16 \
     --variants bf16,served,mosaic:128/128/1/2/1/0/1,separate:128/128/1/2/1/0/1
+Each point (layout, M, variant) takes 15-30 s of the GPU machine on the H200 (compile, wall
+clock, host, trace): 40 points do not fit one 10-minute call. ``probe-KIND:TILING`` variants
+time the s8 kernel with its step cut down (:data:`PROBES`).
 Imports only jax, numpy and the project.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import glob
 import gzip
 import json
@@ -38,7 +42,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kernels import _n_sets, _random_packed, _time_per_call, calls_jit  # noqa: E402
 
 from kernels_pallas import layouts, ternary_matmul  # noqa: E402
+from kernels_pallas import mosaic_matmul as mm  # noqa: E402
 from kernels_pallas.mosaic_matmul import MosaicConfig, mosaic_ternary_matmul  # noqa: E402
+
+PROBES = {
+    "tma": "the pipeline's TMA copies alone: no shared-memory load, decode or wgmma",
+    "one": "+ the packed tile loaded to registers and one wgmma a step on its raw bytes",
+    "raw": "+ every plane's wgmma, on the raw bytes (no decode)",
+}
+"""The s8 kernel's step cut down, to time each link of its chain (``probe-KIND:TILING``); the
+products are wrong by design. The full step is ``mosaic:TILING``."""
+
+
+@contextlib.contextmanager
+def _probe_patches(kind: str, layout: str):
+    """While tracing: the s8 kernel's decode (``mosaic_matmul._int8_decode_fn``) replaced as
+    ``PROBES[kind]`` says (``tma`` also drops the shared-memory load)."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+
+    planes = layouts.TRITS_PER_BYTE[layout]
+    outs = 1 if kind == "one" else planes
+    identity = "\n".join(f"mov.b32 ${i}, ${outs};" for i in range(outs))
+    saved_decode, saved_load = mm._int8_decode_fn, plgpu.load
+    if kind == "tma":
+        mm._int8_decode_fn = lambda layout, shape: lambda w8: ()
+        plgpu.load = lambda *args, **kwargs: None
+    else:
+        mm._int8_decode_fn = lambda layout, shape: mm._s8_tiles_fn(identity, outs, shape)
+    try:
+        yield
+    finally:
+        mm._int8_decode_fn, plgpu.load = saved_decode, saved_load
+
+
+def probe_fn(kind: str, cfg: MosaicConfig, layout: str):
+    """``x, packed_t -> out``: the s8 kernel with its step cut down (:data:`PROBES`), traced
+    afresh (not through ``mosaic_ternary_matmul``'s own jit cache, which holds the full step)."""
+    if kind not in PROBES:
+        raise ValueError(f"probe {kind!r}: expected one of {sorted(PROBES)}")
+    if not cfg.int8 or cfg.in_flight or cfg.compute_wgs != 1:
+        raise ValueError(
+            f"probe-{kind}:{cfg}: probes take the s8 kernel, in_flight 0, one warpgroup"
+        )
+
+    def run(x, w):
+        with _probe_patches(kind, layout):
+            return mosaic_ternary_matmul.__wrapped__(x, w, jnp.float32(0.5), layout, cfg, True)
+
+    return run
 
 
 def gpu_kernel_events(trace_dir: str) -> list[dict]:
@@ -100,8 +151,11 @@ def variant_fn(spec: str, layout: str):
     alone: the Triton kernels), ``served`` (``ternary_matmul`` given the transposed copy too, as
     decoding on a Hopper GPU calls it: the Mosaic kernel where the table or rules say),
     ``mosaic:TILING`` or ``separate:TILING`` (the s8 kernel with its epilogue after it) on the
-    transposed bytes; and which weights it takes (bf16, packed, transposed or both)."""
+    transposed bytes, ``probe-KIND:TILING`` (:data:`PROBES`); and which weights it takes (bf16,
+    packed, transposed or both)."""
     kind, _, tiling = spec.partition(":")
+    if kind.startswith("probe-"):
+        return probe_fn(kind.removeprefix("probe-"), MosaicConfig.parse(tiling), layout), "packed_t"
     if kind == "bf16":
         return jnp.dot, "dense"
     if kind == "shipped":
@@ -119,7 +173,9 @@ def variant_fn(spec: str, layout: str):
         return (
             lambda x, w: mosaic_ternary_matmul(x, w, jnp.float32(0.5), layout, cfg, fuse)
         ), "packed_t"
-    raise ValueError(f"variant {spec!r}: expected bf16, shipped, served, mosaic:T or separate:T")
+    raise ValueError(
+        f"variant {spec!r}: expected bf16, shipped, served, mosaic:T, separate:T or probe-KIND:T"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         "--variants",
         default="bf16,shipped,served",
         help="comma-separated: bf16, shipped (packed bytes alone), served (with the transposed "
-        "copy), mosaic:TILING, separate:TILING (TILING as kernels.py's probe takes it)",
+        "copy), mosaic:TILING, separate:TILING (TILING as kernels.py's probe takes it), "
+        "probe-KIND:TILING (the s8 kernel cut down; KIND: "
+        + "; ".join(f"{k}: {v}" for k, v in PROBES.items())
+        + ")",
     )
     ap.add_argument("--repeats", type=int, default=10, help="dispatches of the loop traced")
     ap.add_argument("--reps", type=int, default=5, help="wall-clock samples (untraced)")

@@ -226,3 +226,46 @@ def test_gpu_timeline_served_variant_takes_both_orientations() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-2 * np.abs(want).max())
     with pytest.raises(ValueError, match="expected bf16, shipped, served"):
         timeline.variant_fn("servd", "2bit")
+
+
+@pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
+def test_gpu_timeline_probes_cut_the_s8_step_down(layout: str) -> None:
+    """The ``probe-KIND`` variants lower (on the CPU, for the GPU) to the s8 kernel with its
+    step cut down as ``PROBES`` says: ``tma`` without a ``wgmma``, ``one`` and ``raw`` with
+    ``wgmma``s on the raw bytes (an identity block of one output, or of one a plane, and none
+    of the decode's instructions), the full kernel with them; the patches do not outlive the
+    tracing; tilings the probes do not cut are refused."""
+    import jax
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+
+    from kernels_pallas import mosaic_matmul as mm
+
+    timeline = _load("gpu_timeline")
+    k = {"2bit": 2048, "1.6bit": 2560}[layout]
+    n, rows, planes = 512, 512, layouts.TRITS_PER_BYTE[layout]
+    decode_op = {"2bit": "and.b32", "1.6bit": "mul.lo.u32"}[layout]
+    load, decode_fn = plgpu.load, mm._int8_decode_fn
+    texts = {}
+    for kind in ("probe-tma", "probe-one", "probe-raw", "mosaic"):
+        fn, operand = timeline.variant_fn(f"{kind}:128/128/1/2/1/0/1", layout)
+        assert operand == "packed_t"
+        texts[kind] = (
+            jax.jit(fn)
+            .trace(
+                jax.ShapeDtypeStruct((1, k), jnp.bfloat16),
+                jax.ShapeDtypeStruct((n, rows), jnp.uint8),
+            )
+            .lower(lowering_platforms=("cuda",))
+            .as_text()
+        )
+    assert plgpu.load is load and mm._int8_decode_fn is decode_fn
+    assert "wgmma.mma_async" not in texts["probe-tma"]
+    for kind, outs in (("probe-one", 1), ("probe-raw", planes)):
+        text = texts[kind]
+        assert "wgmma.mma_async" in text and decode_op not in text
+        assert f"mov.b32 ${outs - 1}, ${outs};" in text and f"mov.b32 ${outs}, " not in text
+    assert "wgmma.mma_async" in texts["mosaic"] and decode_op in texts["mosaic"]
+    with pytest.raises(ValueError, match="in_flight 0"):
+        timeline.variant_fn("probe-raw:128/128/1/3/1/1/1", layout)
+    with pytest.raises(ValueError, match="expected one of"):
+        timeline.variant_fn("probe-decode:128/128/1/2/1/0/1", layout)
