@@ -8,8 +8,9 @@ slope between two greedy generations of different lengths (each compiled first, 
 prefill and compilation drop out. Bytes per token: the weights one step reads. ``--fuse on,off``
 times each variant with q, k, v fused into one matmul and gate, up into another (what
 ``generate`` does) and with the seven separate matmuls a block. ``--transposed`` gives the packed
-linears their bytes' transposed copy too (the Mosaic kernel's operand; ``auto``: where
-``wants_transposed_packed`` says so for the batch, as ``generate`` does), column ``T``.
+linears their bytes' transposed copy too (the Mosaic kernel's operand; ``auto``: the linears that
+the kernel takes at the batch, ``mosaic_linears``, as ``generate`` does, and no row where none
+does), column ``T``.
 
 Run on a GPU:  python benchmarks/decode.py [--preset configs/models/spectra-3.9b.yaml]
 Imports only jax, flax, numpy, yaml and this repository's model code (no grain).
@@ -21,6 +22,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -34,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trilm_jax.config import ModelConfig  # noqa: E402
 from trilm_jax.inference.generate import (  # noqa: E402
+    block_linear_shapes,
     freeze_weights,
     generate,
-    largest_block_linear,
+    mosaic_linears,
     prepare_decoding,
     wants_transposed_packed,
 )
@@ -71,7 +74,7 @@ def seconds_per_token(
     short: int,
     long: int,
     fuse: bool = True,
-    transposed: bool = False,
+    transposed: bool | Callable[[Linear], bool] = False,
 ) -> tuple[float, float]:
     """Wall and host-CPU (all threads) seconds a token: slopes between ``short`` and ``long``
     new tokens. CPU time near the wall time means the host, launching kernels, sets the pace."""
@@ -144,26 +147,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{config.name} shapes, {config.n_layers} layers", flush=True)
     print(
-        f"{'weights':8s} {'fused':>5s} {'T':>3s} {'batch':>5s} {'ms/token':>9s} {'tokens/s':>9s} "
+        f"{'weights':8s} {'fused':>5s} {'T':>4s} {'batch':>5s} {'ms/token':>9s} {'tokens/s':>9s} "
         f"{'speedup':>8s} {'MB/token':>9s} {'GB/s':>7s} {'host ms':>8s}"
     )
     for batch in (int(v) for v in args.batch.split(",")):
         base = None  # the first row of the batch: bf16, fused as listed first
         for fuse in fuses:
             runs = [
-                (name, model, mode in ("on", "auto") and name != "bf16")
+                (name, model, "no" if name == "bf16" else {"on": "yes"}.get(mode, mode))
                 for mode in modes
                 for name, model in variants.items()
                 if mode != "auto"
                 or name == "bf16"
-                or wants_transposed_packed(batch, largest_block_linear(model.config, fuse))
+                or wants_transposed_packed(batch, block_linear_shapes(model.config, fuse), name)
             ]
-            for name, model, transposed in dict.fromkeys(runs):
+            for name, model, mode in dict.fromkeys(runs):
+                transposed = {"yes": True, "no": False, "off": False}.get(mode)
+                if transposed is None:
+                    transposed = mosaic_linears(batch)
                 t, cpu = seconds_per_token(model, batch, short, long, fuse, transposed)
                 base = base or t
                 mb = _weight_bytes(model) / 1e6
                 print(
-                    f"{name:8s} {'yes' if fuse else 'no':>5s} {'yes' if transposed else 'no':>3s} "
+                    f"{name:8s} {'yes' if fuse else 'no':>5s} {mode.replace('off', 'no'):>4s} "
                     f"{batch:5d} {t * 1e3:9.3f} "
                     f"{batch / t:9.1f} {base / t:8.2f} {mb:9.1f} {mb / 1e3 / t:7.0f} "
                     f"{cpu * 1e3:8.3f}",

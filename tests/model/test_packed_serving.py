@@ -4,6 +4,8 @@ kernels cannot take stay float with a reason."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -233,32 +235,84 @@ def test_transposed_copies_follow_fusion_and_keep_the_function(trained_like: Tra
         trained_like.blocks.attn.q.add_transposed()
 
 
-def test_transposed_copy_is_wanted_where_a_layer_may_take_the_mosaic_kernel(monkeypatch) -> None:
-    """``wants_transposed_packed``: on a Hopper GPU up to batch 128, for a model with a layer
-    of 2**27 weights below batch 17 and of ``3 << 24`` from 17 (the rules give smaller layers
-    the Triton kernels there)."""
-    import kernels_pallas.mosaic_matmul as mosaic
-    from trilm_jax.inference.generate import largest_block_linear, wants_transposed_packed
+H200 = SimpleNamespace(
+    platform="gpu", compute_capability="9.0", device_kind="NVIDIA H200", core_count=132
+)
+"""A stand-in for the H200 (``is_hopper``, the shipped table's device kind, its SMs)."""
+
+
+def test_block_linear_shapes_of_the_spectra_widths() -> None:
+    """``block_linear_shapes``: ``(K, N)`` of q|k|v, gate|up (or the seven apart), o and down."""
+    from trilm_jax.inference.generate import block_linear_shapes
 
     cfg = ModelConfig(d_model=256, n_heads=4, n_kv_heads=2, d_ff=688)  # head_dim 64
-    # fused: q|k|v 256 x 512, gate|up 256 x 1376, o 256 x 256, down 688 x 256
-    assert largest_block_linear(cfg, fused=True) == 256 * 1376
-    assert largest_block_linear(cfg, fused=False) == 256 * 688
-    big = ModelConfig(d_model=8192, n_heads=64, n_kv_heads=8, d_ff=28672)
-    assert largest_block_linear(big) >= mosaic.MOSAIC_M16_MIN_WEIGHTS
+    assert block_linear_shapes(cfg) == [(256, 512), (256, 1376), (256, 256), (688, 256)]
+    assert block_linear_shapes(cfg, fused=False) == [
+        (256, 256), (256, 128), (256, 688), (256, 256), (688, 256)
+    ]  # fmt: skip
+    spectra_3p9b = ModelConfig(d_model=3072, n_heads=24, n_kv_heads=24, d_ff=9216)
+    assert block_linear_shapes(spectra_3p9b) == [
+        (3072, 9216), (3072, 18432), (3072, 3072), (9216, 3072)
+    ]  # fmt: skip
 
-    monkeypatch.setattr(mosaic, "is_hopper", lambda device: True)
-    assert wants_transposed_packed(1, largest_block_linear(big))
-    assert not wants_transposed_packed(1, largest_block_linear(cfg))
-    assert not wants_transposed_packed(17, largest_block_linear(cfg))
-    assert wants_transposed_packed(17, largest_block_linear(big))
-    # the Spectra 1.1 1B's widths (2048, d_ff 8192): gate|up fused is 2048 x 16384, below
-    one_b = ModelConfig(d_model=2048, n_heads=32, n_kv_heads=32, d_ff=8192)
-    assert largest_block_linear(one_b) == 2048 * 16384
-    assert not wants_transposed_packed(64, largest_block_linear(one_b))
-    assert wants_transposed_packed(64, 3072 * 18432)  # the 3.9B's gate|up, 56.6 M weights
-    assert wants_transposed_packed(16)  # size unknown: the copy, in case
-    assert wants_transposed_packed(64)
-    assert not wants_transposed_packed(129, largest_block_linear(big))
-    monkeypatch.setattr(mosaic, "is_hopper", lambda device: False)
-    assert not wants_transposed_packed(16, largest_block_linear(big))
+
+def test_transposed_copy_is_wanted_where_a_layer_takes_the_mosaic_kernel(monkeypatch) -> None:
+    """``wants_transposed_packed`` asks, shape by shape, what ``ternary_matmul`` would run on
+    the device (its measured table, else the rules): the shipped H200 table gives 8192 x 8192
+    2-bit at M = 16 the Mosaic kernel, which the rules alone (2**27 weights below M = 17) did
+    not, and 1.6-bit 3072 x 18432 (the 3.9B's gate|up, 56.6 M weights) at M = 16; the rules
+    give layers of 2**27 weights and up the kernel at every M to 128, and none above; the 1B's
+    gate|up (2**25 weights) never; off a Hopper GPU never."""
+    from kernels_pallas import mosaic_matmul
+    from trilm_jax.inference.generate import takes_mosaic, wants_transposed_packed
+
+    for layout in ("2bit", "1.6bit"):
+        assert all(takes_mosaic(layout, m, 8192, 57344, H200) for m in (1, 16, 17, 64, 128))
+        assert not takes_mosaic(layout, 129, 8192, 57344, H200)
+        assert not any(takes_mosaic(layout, m, 2048, 16384, H200) for m in (1, 16, 64, 128))
+        assert not takes_mosaic(layout, 1, 8192, 8192, H200)
+    assert takes_mosaic("2bit", 16, 8192, 8192, H200)
+    assert mosaic_matmul.use_mosaic(16, 8192, 8192) is False  # the table's entry, not the rules
+    assert takes_mosaic("1.6bit", 16, 3072, 18432, H200)
+    assert not takes_mosaic("2bit", 16, 3072, 18432, H200)
+
+    shapes = [(3072, 9216), (3072, 18432), (3072, 3072), (9216, 3072)]
+    assert wants_transposed_packed(16, shapes, "1.6bit", H200)
+    assert not wants_transposed_packed(16, shapes, "2bit", H200)
+    assert not wants_transposed_packed(1, shapes, "1.6bit", H200)
+    assert wants_transposed_packed(16, None, "2bit", H200)  # sizes unknown: the copy, in case
+    assert not wants_transposed_packed(129, None, "2bit", H200)
+    cpu = SimpleNamespace(platform="cpu", device_kind="cpu")
+    assert not wants_transposed_packed(16, [(8192, 57344)], "2bit", cpu)
+    assert not wants_transposed_packed(16, None, "2bit", cpu)
+
+
+def test_only_the_linears_the_mosaic_kernel_takes_hold_the_transposed_copy(
+    trained_like: Transformer, monkeypatch
+) -> None:
+    """``split_layers(transposed=mosaic_linears(batch))`` gives the copy to the packed linears
+    (after fusion) for which the device's choice is the Mosaic kernel, and to no other: asked
+    with each linear's true K (1.6-bit rows are padded, so the bytes alone do not give it), N
+    and layout at M = batch. Here a choice that takes only the fused q|k|v."""
+    import kernels_pallas.mosaic_matmul as mosaic
+    from trilm_jax.inference.generate import mosaic_linears
+
+    asked = []
+
+    def choice(layout, m, k, n, device):
+        asked.append((layout, m, k, n))
+        return mosaic.MosaicConfig(int8=True) if n == 3 * CONFIG.d_model else None
+
+    monkeypatch.setattr(mosaic, "preferred_mosaic_config", choice)
+    packed, _ = pack_model(trained_like, "1.6bit")
+    graphdef, states = packed.split_layers(fuse=True, transposed=mosaic_linears(4, H200))
+    block = nnx.merge(graphdef, states[0])
+    assert block.attn.qkv.packed_t is not None
+    np.testing.assert_array_equal(
+        np.asarray(block.attn.qkv.packed_t[...]), np.asarray(block.attn.qkv.packed[...]).T
+    )
+    assert block.attn.o.packed_t is None
+    d = CONFIG.d_model
+    assert layouts.rows_per_plane(d, "1.6bit") * 5 != d  # K is not 5 R here
+    assert sorted(set(asked)) == [("1.6bit", 4, d, d), ("1.6bit", 4, d, 3 * d)]
+    assert len(asked) == 2 * CONFIG.n_layers

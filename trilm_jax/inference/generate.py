@@ -15,6 +15,7 @@ does not re-quantize at every token.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import jax
@@ -110,14 +111,17 @@ class DecodingModel:
 
 
 def prepare_decoding(
-    model: Transformer, fuse_projections: bool = True, transposed_packed: bool = False
+    model: Transformer,
+    fuse_projections: bool = True,
+    transposed_packed: bool | Callable[[Linear], bool] = False,
 ) -> DecodingModel:
     """Split ``model`` for :func:`generate` once: per-layer copies of the blocks' parameters,
     with q, k, v as one matmul and gate, up as another where the weights allow
     (``fuse_projections``; frozen or packed weights, ``Transformer.split_layers``). Reuse it
     across calls: the split runs hundreds of small device operations from the host.
     ``transposed_packed``: packed linears also hold their bytes transposed, for the Mosaic
-    kernel (``Linear.add_transposed``; :func:`wants_transposed_packed` says when it pays)."""
+    kernel (``Linear.add_transposed``); a predicate (:func:`mosaic_linears`): the linears
+    (after fusion) for which it is true, so that no other layer pays the copy's memory."""
     graphdef, state = nnx.split(model)
     layer_graphdef, layer_states = model.split_layers(
         fuse=fuse_projections, transposed=transposed_packed
@@ -125,38 +129,61 @@ def prepare_decoding(
     return DecodingModel(model.config, graphdef, state, layer_graphdef, layer_states)
 
 
-def largest_block_linear(config: ModelConfig, fused: bool = True) -> int:
-    """Weights (K x N) of a block's largest linear, with q|k|v and gate|up as one each where
-    ``fused``."""
+def block_linear_shapes(config: ModelConfig, fused: bool = True) -> list[tuple[int, int]]:
+    """``(K, N)`` of a block's linears, with q|k|v and gate|up as one each where ``fused``."""
     d, f = config.d_model, config.d_ff
     q, kv = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
     inputs = [(d, q + 2 * kv), (d, 2 * f)] if fused else [(d, q), (d, kv), (d, f)]
-    return max(k * n for k, n in [*inputs, (q, d), (f, d)])
+    return [*inputs, (q, d), (f, d)]
 
 
-def wants_transposed_packed(batch: int, largest_weights: int | None = None) -> bool:
-    """Whether decoding ``batch`` sequences at a time may gain from the packed bytes' transposed
-    copy: on a Hopper GPU at the batches where some layer may take the Mosaic kernel (up to 128;
-    ``kernels_pallas.mosaic_matmul.use_mosaic`` and the device's table decide per layer). The
-    rules give it layers of ``MOSAIC_MIN_WEIGHTS`` and up from batch 17, of
-    ``MOSAIC_M16_MIN_WEIGHTS`` and up below, so where ``largest_weights``
-    (:func:`largest_block_linear`) says the model has none, it holds no copy there (``None``:
-    size unknown, the copy in case)."""
-    from kernels_pallas.mosaic_matmul import (
-        MOSAIC_M16_MIN_WEIGHTS,
-        MOSAIC_MAX_M,
-        MOSAIC_MIN_M,
-        MOSAIC_MIN_WEIGHTS,
-        MOSAIC_SMALL_MIN_M,
-        is_hopper,
-    )
+def takes_mosaic(layout: str, batch: int, k: int, n: int, device: jax.Device | None = None) -> bool:
+    """Whether ``ternary_matmul`` (given the transposed copy) gives ``[batch, K] x [K, N]`` in
+    ``layout`` the Mosaic kernel on ``device`` (jax's first by default): a Hopper GPU whose
+    measured table or, where it has no entry, the rules pick it
+    (``kernels_pallas.mosaic_matmul.preferred_mosaic_config``, which decides per shape and M
+    at every call too)."""
+    from kernels_pallas.mosaic_matmul import is_hopper, preferred_mosaic_config
 
-    if not MOSAIC_SMALL_MIN_M <= batch <= MOSAIC_MAX_M or not is_hopper(jax.devices()[0]):
+    device = device or jax.devices()[0]
+    if not is_hopper(device):
         return False
-    if largest_weights is None:
-        return True
-    least = MOSAIC_M16_MIN_WEIGHTS if batch < MOSAIC_MIN_M else MOSAIC_MIN_WEIGHTS
-    return largest_weights >= least
+    return preferred_mosaic_config(layout, batch, k, n, device) is not None
+
+
+def mosaic_linears(batch: int, device: jax.Device | None = None) -> Callable[[Linear], bool]:
+    """The predicate for :func:`prepare_decoding`'s ``transposed_packed``: whether a packed
+    linear takes the Mosaic kernel when decoding ``batch`` sequences at a time on ``device``
+    (:func:`takes_mosaic` for its layout, input size and columns), so that only those hold the
+    transposed copy (the rest would carry a second copy of their bytes for nothing)."""
+    device = device or jax.devices()[0]
+
+    def takes(linear: Linear) -> bool:
+        layout = linear.packed_layout
+        if layout is None:
+            return False
+        return takes_mosaic(layout, batch, linear.d_in, linear.packed.shape[-1], device)
+
+    return takes
+
+
+def wants_transposed_packed(
+    batch: int,
+    shapes: Sequence[tuple[int, int]] | None = None,
+    layout: str = "2bit",
+    device: jax.Device | None = None,
+) -> bool:
+    """Whether decoding ``batch`` sequences at a time may gain from the packed bytes'
+    transposed copy on ``device``: some linear of ``shapes`` (``(K, N)``, e.g.
+    :func:`block_linear_shapes`) in ``layout`` takes the Mosaic kernel (:func:`takes_mosaic`).
+    ``shapes=None`` (sizes unknown): a Hopper GPU and a batch in the range where the kernel may
+    be taken (``MOSAIC_SMALL_MIN_M`` to ``MOSAIC_MAX_M``), the copy in case."""
+    from kernels_pallas.mosaic_matmul import MOSAIC_MAX_M, MOSAIC_SMALL_MIN_M, is_hopper
+
+    device = device or jax.devices()[0]
+    if shapes is None:
+        return is_hopper(device) and MOSAIC_SMALL_MIN_M <= batch <= MOSAIC_MAX_M
+    return any(takes_mosaic(layout, batch, k, n, device) for k, n in shapes)
 
 
 def generate(
@@ -177,8 +204,8 @@ def generate(
     calls). ``fuse_projections`` (a model only): decode with q, k, v as one matmul and gate, up
     as another where the weights allow: the same function with 3 fewer launches a block.
     ``transposed_packed`` (a model only): packed linears also hold their bytes transposed, for
-    the Mosaic kernel; ``None`` (default): where :func:`wants_transposed_packed` says so for
-    the batch."""
+    the Mosaic kernel; ``None`` (default): those the kernel will take at this batch
+    (:func:`mosaic_linears`), none off a Hopper GPU."""
     prompt = np.atleast_2d(np.asarray(prompt_ids, np.int32))
     limit = model.config.max_seq_len
     if prompt.shape[1] == 0:
@@ -191,10 +218,10 @@ def generate(
             f"model's max_seq_len={limit}"
         )
     if not isinstance(model, DecodingModel):
-        if transposed_packed is None:
-            largest = largest_block_linear(model.config, fuse_projections)
-            transposed_packed = wants_transposed_packed(prompt.shape[0], largest)
-        model = prepare_decoding(model, fuse_projections, transposed_packed)
+        transposed = transposed_packed
+        if transposed is None:
+            transposed = mosaic_linears(prompt.shape[0])
+        model = prepare_decoding(model, fuse_projections, transposed)
     out = _generate(
         model.graphdef,
         model.state,

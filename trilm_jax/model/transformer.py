@@ -24,7 +24,7 @@ only): a decode step then launches 4 matmuls a block instead of 7.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -72,6 +72,7 @@ class Linear(nnx.Module):
         self, d_in: int, d_out: int, names: tuple[str, str], config: ModelConfig, rngs: nnx.Rngs
     ):
         self.kernel = _param(rngs, (d_in, d_out), names, config.init_std)
+        self.d_in = d_in  # K: packed 1.6-bit bytes alone do not give it (rows are padded)
         self.ternary = config.linear == "ternary"
         self.eps = config.ternary_eps
         self.n_scale_shards = config.ternary_scale_shards
@@ -424,7 +425,7 @@ class Transformer(nnx.Module):
         return constrain(logits, ("batch", "length", "vocab"))
 
     def split_layers(
-        self, fuse: bool = False, transposed: bool = False
+        self, fuse: bool = False, transposed: bool | Callable[[Linear], bool] = False
     ) -> tuple[nnx.GraphDef, list[nnx.State]]:
         """The blocks as one graph definition and one ``nnx.State`` a layer, each array its own
         buffer; ``nnx.merge(graphdef, state)`` gives a layer's block for ``__call__(layers=)``.
@@ -433,7 +434,8 @@ class Transformer(nnx.Module):
         weights allow (:meth:`Linear.concatenate`: frozen or packed, not latent ternary). The
         fusion happens on the per-layer copies, so it costs no memory beyond them.
         ``transposed``: each packed linear of the copies also holds its bytes transposed
-        (:meth:`Linear.add_transposed`), after fusion."""
+        (:meth:`Linear.add_transposed`), after fusion; a predicate: those for which it is true
+        (``inference.generate.mosaic_linears``: the ones the Mosaic kernel will take)."""
         graphdef, state = nnx.split(self.blocks)
         layer_graphdef, layers = graphdef, []
         for i in range(self.config.n_layers):
@@ -444,8 +446,13 @@ class Transformer(nnx.Module):
                     block.attn.fuse_projections()
                     block.mlp.fuse_projections()
                 if transposed:
+                    wanted = transposed if callable(transposed) else lambda linear: True
                     for _, module in nnx.iter_graph(block):
-                        if isinstance(module, Linear) and module.packed_layout is not None:
+                        if (
+                            isinstance(module, Linear)
+                            and module.packed_layout is not None
+                            and wanted(module)
+                        ):
                             module.add_transposed()
                 fused_graphdef, layer = nnx.split(block)
                 if i and fused_graphdef != layer_graphdef:  # stacked layers fuse alike
