@@ -155,7 +155,9 @@ def mosaic_linears(batch: int, device: jax.Device | None = None) -> Callable[[Li
     """The predicate for :func:`prepare_decoding`'s ``transposed_packed``: whether a packed
     linear takes the Mosaic kernel when decoding ``batch`` sequences at a time on ``device``
     (:func:`takes_mosaic` for its layout, input size and columns), so that only those hold the
-    transposed copy (the rest would carry a second copy of their bytes for nothing)."""
+    transposed copy (the rest would carry a second copy of their bytes for nothing). Decoding's
+    steps decide (M = batch); the prompt's pass, at M = batch x prompt length, takes the Mosaic
+    kernel only on linears that hold the copy."""
     device = device or jax.devices()[0]
 
     def takes(linear: Linear) -> bool:
