@@ -11,8 +11,10 @@ wall-clock time; the host's time to enqueue it (the loop dispatched without a wa
 span (first kernel's start to last kernel's end, over the calls); the time the GPU ran
 kernels; and each kernel's median duration.
 
-Run on a GPU:  python benchmarks/gpu_timeline.py --shape 8192x28672 --ms 16 \
+Run on a GPU:  python benchmarks/gpu_timeline.py --shapes 8192x28672 --ms 16 \
     --variants bf16,served,mosaic:128/128/1/2/1/0/1,separate:128/128/1/2/1/0/1
+With ``bf16`` among the variants it ends with the speedups over it, on the GPU's clock (busy
+time a call) and on the wall clock; ``--out`` writes every number as JSON.
 Each point (layout, M, variant) takes 15-30 s of the GPU machine on the H200 (compile, wall
 clock, host, trace): 40 points do not fit one 10-minute call. ``probe-KIND:TILING`` variants
 time the s8 kernel with its step cut down (:data:`PROBES`).
@@ -39,7 +41,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kernels import _n_sets, _random_packed, _time_per_call, calls_jit  # noqa: E402
+from kernels import _n_sets, _random_packed, calls_jit, time_run  # noqa: E402
 
 from kernels_pallas import layouts, ternary_matmul  # noqa: E402
 from kernels_pallas import mosaic_matmul as mm  # noqa: E402
@@ -178,9 +180,49 @@ def variant_fn(spec: str, layout: str):
     )
 
 
+def measure(run, xs, ws, args) -> dict:
+    """One variant at one point (``run``, a :func:`calls_jit` jit, on its calls' ``xs`` and
+    ``ws``): us a call on the wall clock, the host's to enqueue it, the GPU's span and busy
+    time, and each kernel's count and median duration (:func:`timeline`)."""
+    wall = time_run(run, xs, ws, args.reps, repeats=args.wall_repeats)
+    # past the runs that XLA takes before it instantiates its command buffers
+    jax.block_until_ready([run(xs, ws) for _ in range(args.repeats)])
+    t0 = time.perf_counter()  # the host's time to enqueue the calls, no wait
+    outs = [run(xs, ws) for _ in range(args.repeats)]
+    host = (time.perf_counter() - t0) / (args.repeats * len(ws))
+    jax.block_until_ready(outs)
+    del outs
+    with tempfile.TemporaryDirectory() as d:
+        with jax.profiler.trace(d, create_perfetto_trace=True):
+            jax.block_until_ready([run(xs, ws) for _ in range(args.repeats)])
+        t = timeline(gpu_kernel_events(d), args.repeats * len(ws))
+    return dict(wall=wall * 1e6, host=host * 1e6, **t)
+
+
+def speedups(points: list[dict]) -> list[dict]:
+    """Each non-bf16 point with the bf16 point of its shape and M: the speedups on the GPU's
+    clock (bf16's busy time over the variant's) and on the wall clock."""
+    bf16 = {(p["k"], p["n"], p["m"]): p for p in points if p["variant"] == "bf16"}
+    rows = []
+    for p in points:
+        base = bf16.get((p["k"], p["n"], p["m"]))
+        if p["variant"] == "bf16" or base is None:
+            continue
+        rows.append(
+            dict(
+                p,
+                bf16_busy=base["busy"],
+                bf16_wall=base["wall"],
+                busy_speedup=base["busy"] / p["busy"],
+                wall_speedup=base["wall"] / p["wall"],
+            )
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shape", default="8192x28672", help="KxN")
+    ap.add_argument("--shapes", "--shape", default="8192x28672", help="comma-separated KxN")
     ap.add_argument("--layouts", default="2bit,1.6bit")
     ap.add_argument("--ms", default="16")
     ap.add_argument(
@@ -214,66 +256,86 @@ def main(argv: list[str] | None = None) -> int:
         help="return one element a call instead of the products, so that they are buffers of "
         "the jit's own, at the same addresses every run, as a model's layers are",
     )
+    ap.add_argument("--out", type=Path, default=None, help="write every point as JSON here")
     args = ap.parse_args(argv)
-    k, n = (int(v) for v in args.shape.split("x"))
-    print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}", flush=True)
+    specs = args.variants.split(",")
+    for spec in specs:  # refuse a misspelt variant before any weights are made
+        variant_fn(spec, "2bit")
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    ms = [int(v) for v in args.ms.split(",")]
+    device = jax.devices()[0]
+    print(f"device: {device.device_kind}, jax {jax.__version__}", flush=True)
     print(
-        "| layout | M | variant | wall us | host us | GPU span us | GPU busy us "
+        "| K x N | layout | M | variant | wall us | host us | GPU span us | GPU busy us "
         "| kernels (a call: count x us) |"
     )
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
-    specs = args.variants.split(",")
-    dense = []  # bf16 weights, made once for every layout and M
-    if "bf16" in specs:
-        dense = [
-            jax.random.normal(jax.random.key(20 + i), (k, n), jnp.bfloat16)
-            for i in range(args.sets or _n_sets(2 * k * n))
-        ]
-    for layout in args.layouts.split(","):
-        rows = layouts.rows_per_plane(k, layout)
-        sets = args.sets or _n_sets(rows * n)
-        packed = [_random_packed(jax.random.key(10 + i), k, n, layout) for i in range(sets)]
-        transposed = [w.T.copy() for w in packed]
-        weights = {
-            "packed": packed,
-            "packed_t": transposed,
-            "both": list(zip(packed, transposed, strict=True)),
-            "dense": dense,
-        }
-        for m in (int(v) for v in args.ms.split(",")):
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
+    points: list[dict] = []
+
+    def report(k, n, layout, m, spec, t) -> None:
+        points.append(dict(k=k, n=n, layout=layout, m=m, variant=spec, **t))
+        listed = ", ".join(
+            f"{name[:40]}: {count:g} x {dur:.1f}"
+            for name, (count, dur) in list(t["kernels"].items())[: args.kernels]
+        )
+        print(
+            f"| {k} x {n} | {layout} | {m} | {spec} | {t['wall']:.1f} | {t['host']:.1f} | "
+            f"{t['span']:.1f} | {t['busy']:.1f} | {listed} |",
+            flush=True,
+        )
+        if args.out:
+            args.out.write_text(json.dumps(dict(device=device.device_kind, points=points)))
+
+    for k, n in shapes:
+        dense = []  # bf16 weights, made once a shape
+        if "bf16" in specs:
+            dense = [
+                jax.random.normal(jax.random.key(20 + i), (k, n), jnp.bfloat16)
+                for i in range(args.sets or _n_sets(2 * k * n))
+            ]
+        weights = {}
+        for layout in args.layouts.split(","):
+            rows = layouts.rows_per_plane(k, layout)
+            sets = args.sets or _n_sets(rows * n)
+            packed = [_random_packed(jax.random.key(10 + i), k, n, layout) for i in range(sets)]
+            transposed = [w.T.copy() for w in packed]
+            weights[layout] = {
+                "packed": packed,
+                "packed_t": transposed,
+                "both": list(zip(packed, transposed, strict=True)),
+            }
+        sets = max([len(dense)] + [len(w["packed"]) for w in weights.values()])
+        for m in ms:
             xs = [
                 jax.random.normal(jax.random.key(100 + i), (m, k), jnp.bfloat16)
-                for i in range(max(sets, len(dense)))
+                for i in range(sets)
             ]
-            for spec in specs:
-                fn, operand = variant_fn(spec, layout)
-                ws = weights[operand]
-                wall = _time_per_call(
-                    fn, xs, ws, args.reps, repeats=args.wall_repeats, sink=args.sink
-                )
-                run = calls_jit(fn, args.sink)
-                xl = xs[: len(ws)]
-                # past the runs that XLA takes before it instantiates its command buffers
-                jax.block_until_ready([run(xl, ws) for _ in range(args.repeats)])
-                t0 = time.perf_counter()  # the host's time to enqueue the calls, no wait
-                outs = [run(xl, ws) for _ in range(args.repeats)]
-                host = (time.perf_counter() - t0) / (args.repeats * len(ws))
-                jax.block_until_ready(outs)
-                del outs
-                with tempfile.TemporaryDirectory() as d:
-                    with jax.profiler.trace(d, create_perfetto_trace=True):
-                        jax.block_until_ready([run(xl, ws) for _ in range(args.repeats)])
-                    t = timeline(gpu_kernel_events(d), args.repeats * len(ws))
-                listed = ", ".join(
-                    f"{name[:40]}: {count:g} x {dur:.1f}"
-                    for name, (count, dur) in list(t["kernels"].items())[: args.kernels]
-                )
-                print(
-                    f"| {layout} | {m} | {spec} | {wall * 1e6:.1f} | {host * 1e6:.1f} | "
-                    f"{t['span']:.1f} | "
-                    f"{t['busy']:.1f} | {listed} |",
-                    flush=True,
-                )
+            if dense:  # once for every layout
+                run = calls_jit(jnp.dot, args.sink)
+                report(k, n, "bf16", m, "bf16", measure(run, xs[: len(dense)], dense, args))
+            for layout, held in weights.items():
+                for spec in specs:
+                    if spec == "bf16":
+                        continue
+                    fn, operand = variant_fn(spec, layout)
+                    ws = held[operand]
+                    run = calls_jit(fn, args.sink)
+                    report(k, n, layout, m, spec, measure(run, xs[: len(ws)], ws, args))
+        del dense, weights
+    table = speedups(points)
+    if table:
+        print()
+        print(
+            "| K x N | layout | M | variant | bf16 busy us | busy us | speedup (GPU clock) "
+            "| bf16 wall us | wall us | speedup (wall) |"
+        )
+        print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in table:
+            print(
+                f"| {r['k']} x {r['n']} | {r['layout']} | {r['m']} | {r['variant']} | "
+                f"{r['bf16_busy']:.1f} | {r['busy']:.1f} | {r['busy_speedup']:.2f} | "
+                f"{r['bf16_wall']:.1f} | {r['wall']:.1f} | {r['wall_speedup']:.2f} |"
+            )
     return 0
 
 

@@ -124,8 +124,12 @@ def _time_per_call(fn, x_list, w_list, reps: int, repeats: int = 20, sink: bool 
     back and waits once, so the GPU stays busy (and at full clock) for milliseconds while the
     host's dispatch cost hides behind the device work.
     """
-    run = calls_jit(fn, sink)
-    xs, ws = x_list[: len(w_list)], w_list
+    return time_run(calls_jit(fn, sink), x_list[: len(w_list)], w_list, reps, repeats)
+
+
+def time_run(run, xs, ws, reps: int, repeats: int = 20) -> float:
+    """:func:`_time_per_call` for a jit already made (``run(xs, ws)``, :func:`calls_jit`): seconds
+    per call, median over ``reps`` samples of ``repeats`` dispatches and one wait."""
     jax.block_until_ready(run(xs, ws))  # compile + warm up
     jax.block_until_ready([run(xs, ws) for _ in range(repeats)])
     samples = []

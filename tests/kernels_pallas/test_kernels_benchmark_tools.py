@@ -269,3 +269,52 @@ def test_gpu_timeline_probes_cut_the_s8_step_down(layout: str) -> None:
         timeline.variant_fn("probe-raw:128/128/1/3/1/1/1", layout)
     with pytest.raises(ValueError, match="expected one of"):
         timeline.variant_fn("probe-decode:128/128/1/2/1/0/1", layout)
+
+
+def test_gpu_timeline_speedups_pair_each_point_with_its_bf16() -> None:
+    """``speedups``: every variant's point against the bf16 point of the same shape and M, on
+    the GPU's clock (busy) and on the wall clock; points without a bf16 twin are left out."""
+    timeline = _load("gpu_timeline")
+
+    def point(k, m, variant, busy, wall, layout="2bit"):
+        return dict(k=k, n=256, m=m, variant=variant, layout=layout, busy=busy, wall=wall)
+
+    points = [
+        point(512, 1, "bf16", 100.0, 110.0, "bf16"),
+        point(512, 1, "served", 25.0, 40.0),
+        point(512, 1, "served", 20.0, 22.0, "1.6bit"),
+        point(512, 16, "served", 30.0, 30.0),  # no bf16 at M = 16
+        point(1024, 1, "bf16", 50.0, 60.0, "bf16"),
+        point(1024, 1, "shipped", 40.0, 80.0),
+    ]
+    rows = timeline.speedups(points)
+    got = [(r["k"], r["m"], r["layout"], r["busy_speedup"], r["wall_speedup"]) for r in rows]
+    assert got == [
+        (512, 1, "2bit", 4.0, 2.75),
+        (512, 1, "1.6bit", 5.0, 5.0),
+        (1024, 1, "2bit", 1.25, 0.75),
+    ]
+    assert rows[0]["bf16_busy"] == 100.0 and rows[2]["bf16_wall"] == 60.0
+
+
+def test_gpu_timeline_runs_several_shapes_and_writes_json(tmp_path: Path, capsys) -> None:
+    """``main`` on the CPU (no GPU streams in the trace, so no busy times): bf16 once a shape
+    and M, each layout's variants after it, every point in the JSON, a misspelt variant refused
+    before any weights are made."""
+    timeline = _load("gpu_timeline")
+    out = tmp_path / "t.json"
+    args = ["--ms", "1,2", "--layouts", "2bit,1.6bit", "--sets", "2", "--reps", "1"]
+    args += ["--repeats", "1", "--wall-repeats", "1", "--out", str(out)]
+    assert timeline.main(["--shapes", "512x256,256x512", "--variants", "bf16,shipped", *args]) == 0
+    points = json.loads(out.read_text())["points"]
+    keys = [(p["k"], p["n"], p["m"], p["layout"], p["variant"]) for p in points]
+    assert keys == [
+        (k, n, m, layout, variant)
+        for k, n in ((512, 256), (256, 512))
+        for m in (1, 2)
+        for layout, variant in (("bf16", "bf16"), ("2bit", "shipped"), ("1.6bit", "shipped"))
+    ]
+    assert all(p["wall"] > 0 and p["host"] > 0 for p in points)
+    assert "speedup (GPU clock)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="expected bf16, shipped"):
+        timeline.main(["--variants", "bf16,servd", *args])
