@@ -257,7 +257,15 @@ def main(argv: list[str] | None = None) -> int:
         "the jit's own, at the same addresses every run, as a model's layers are",
     )
     ap.add_argument("--out", type=Path, default=None, help="write every point as JSON here")
+    ap.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=0.0,
+        help="start no point after this many seconds (0: no limit), so that a run under a "
+        "call's time limit still prints its table (a point takes 10-30 s on the H200)",
+    )
     args = ap.parse_args(argv)
+    t_start = time.perf_counter()
     specs = args.variants.split(",")
     for spec in specs:  # refuse a misspelt variant before any weights are made
         variant_fn(spec, "2bit")
@@ -271,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
     points: list[dict] = []
+    skipped = []
+
+    def in_budget(k, n, layout, m, spec) -> bool:
+        if args.budget_seconds and time.perf_counter() - t_start > args.budget_seconds:
+            skipped.append(f"{k}x{n} {layout} M={m} {spec}")
+            return False
+        return True
 
     def report(k, n, layout, m, spec, t) -> None:
         points.append(dict(k=k, n=n, layout=layout, m=m, variant=spec, **t))
@@ -283,8 +298,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{t['span']:.1f} | {t['busy']:.1f} | {listed} |",
             flush=True,
         )
+        dump()
+
+    def dump() -> None:
         if args.out:
-            args.out.write_text(json.dumps(dict(device=device.device_kind, points=points)))
+            record = dict(device=device.device_kind, points=points, not_run=skipped)
+            args.out.write_text(json.dumps(record))
 
     for k, n in shapes:
         dense = []  # bf16 weights, made once a shape
@@ -310,18 +329,24 @@ def main(argv: list[str] | None = None) -> int:
                 jax.random.normal(jax.random.key(100 + i), (m, k), jnp.bfloat16)
                 for i in range(sets)
             ]
-            if dense:  # once for every layout
+            if dense and in_budget(k, n, "bf16", m, "bf16"):  # once for every layout
                 run = calls_jit(jnp.dot, args.sink)
                 report(k, n, "bf16", m, "bf16", measure(run, xs[: len(dense)], dense, args))
             for layout, held in weights.items():
                 for spec in specs:
-                    if spec == "bf16":
+                    if spec == "bf16" or not in_budget(k, n, layout, m, spec):
                         continue
                     fn, operand = variant_fn(spec, layout)
                     ws = held[operand]
                     run = calls_jit(fn, args.sink)
                     report(k, n, layout, m, spec, measure(run, xs[: len(ws)], ws, args))
         del dense, weights
+    if skipped:
+        print(
+            f"budget of {args.budget_seconds:g} s spent: {len(skipped)} points not run, from "
+            f"{skipped[0]}"
+        )
+    dump()
     table = speedups(points)
     if table:
         print()

@@ -318,3 +318,10 @@ def test_gpu_timeline_runs_several_shapes_and_writes_json(tmp_path: Path, capsys
     assert "speedup (GPU clock)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="expected bf16, shipped"):
         timeline.main(["--variants", "bf16,servd", *args])
+    capsys.readouterr()
+    # a spent budget: the points are named, not run
+    budget = ["--shapes", "512x256", "--variants", "bf16,shipped", "--budget-seconds", "1e-9"]
+    assert timeline.main([*budget, *args]) == 0
+    record = json.loads(out.read_text())
+    assert record["points"] == [] and len(record["not_run"]) == 6
+    assert "6 points not run, from 512x256 bf16 M=1 bf16" in capsys.readouterr().out
