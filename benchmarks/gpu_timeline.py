@@ -14,7 +14,11 @@ kernels; and each kernel's median duration.
 Run on a GPU:  python benchmarks/gpu_timeline.py --shapes 8192x28672 --ms 16 \
     --variants bf16,served,mosaic:128/128/1/2/1/0/1,separate:128/128/1/2/1/0/1
 With ``bf16`` among the variants it ends with the speedups over it, on the GPU's clock (busy
-time a call) and on the wall clock; ``--out`` writes every number as JSON.
+time a call) and on the wall clock, and the bytes a second each moved against the measured copy
+bandwidth; ``--out`` writes every number as JSON. The issue's acceptance table on both clocks,
+in calls under the device's 10-minute limit:
+    python benchmarks/gpu_timeline.py --presets large --ms 1,4,16,64,256 \
+        --variants bf16,served --budget-seconds 540 --out t.json
 Each point (layout, M, variant) takes 15-30 s of the GPU machine on the H200 (compile, wall
 clock, host, trace): 40 points do not fit one 10-minute call. ``probe-KIND:TILING`` variants
 time the s8 kernel with its step cut down (:data:`PROBES`).
@@ -41,7 +45,14 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kernels import _n_sets, _random_packed, calls_jit, time_run  # noqa: E402
+from kernels import (  # noqa: E402
+    SHAPES,
+    _n_sets,
+    _random_packed,
+    calls_jit,
+    copy_bandwidth,
+    time_run,
+)
 
 from kernels_pallas import layouts, ternary_matmul  # noqa: E402
 from kernels_pallas import mosaic_matmul as mm  # noqa: E402
@@ -199,15 +210,30 @@ def measure(run, xs, ws, args) -> dict:
     return dict(wall=wall * 1e6, host=host * 1e6, **t)
 
 
-def speedups(points: list[dict]) -> list[dict]:
+def bytes_moved(point: dict) -> int:
+    """The fewest bytes a call moves: its weights (bf16 ``2 K N``; packed: the layout's ``R N``)
+    read once, x read once and the bf16 product written once."""
+    k, n, m = point["k"], point["n"], point["m"]
+    if point["variant"] == "bf16":
+        weights = 2 * k * n
+    else:
+        weights = layouts.rows_per_plane(k, point["layout"]) * n
+    return weights + 2 * m * k + 2 * m * n
+
+
+def speedups(points: list[dict], copy_bytes_per_s: float = float("nan")) -> list[dict]:
     """Each non-bf16 point with the bf16 point of its shape and M: the speedups on the GPU's
-    clock (bf16's busy time over the variant's) and on the wall clock."""
+    clock (bf16's busy time over the variant's) and on the wall clock, and the bytes a second
+    each moved on the GPU's clock (:func:`bytes_moved`), also as a share of the measured copy
+    bandwidth (``copy_bytes_per_s``, read + written)."""
     bf16 = {(p["k"], p["n"], p["m"]): p for p in points if p["variant"] == "bf16"}
     rows = []
     for p in points:
         base = bf16.get((p["k"], p["n"], p["m"]))
         if p["variant"] == "bf16" or base is None:
             continue
+        rate = bytes_moved(p) / (p["busy"] * 1e-6)
+        bf16_rate = bytes_moved(base) / (base["busy"] * 1e-6)
         rows.append(
             dict(
                 p,
@@ -215,6 +241,9 @@ def speedups(points: list[dict]) -> list[dict]:
                 bf16_wall=base["wall"],
                 busy_speedup=base["busy"] / p["busy"],
                 wall_speedup=base["wall"] / p["wall"],
+                bytes_per_s=rate,
+                bf16_bytes_per_s=bf16_rate,
+                copy_share=rate / copy_bytes_per_s,
             )
         )
     return rows
@@ -222,7 +251,18 @@ def speedups(points: list[dict]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shapes", "--shape", default="8192x28672", help="comma-separated KxN")
+    ap.add_argument(
+        "--shapes",
+        "--shape",
+        default=None,
+        help="comma-separated KxN (default 8192x28672 where no --presets are given)",
+    )
+    ap.add_argument(
+        "--presets",
+        default="",
+        help="comma-separated shape presets of kernels.py (" + ", ".join(SHAPES) + "), run "
+        "before --shapes' shapes where both are given",
+    )
     ap.add_argument("--layouts", default="2bit,1.6bit")
     ap.add_argument("--ms", default="16")
     ap.add_argument(
@@ -258,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=None, help="write every point as JSON here")
     ap.add_argument(
+        "--copy-bw",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the device's copy bandwidth first (kernels.copy_bandwidth), for the "
+        "closing table's share of it",
+    )
+    ap.add_argument(
         "--budget-seconds",
         type=float,
         default=0.0,
@@ -269,10 +316,21 @@ def main(argv: list[str] | None = None) -> int:
     specs = args.variants.split(",")
     for spec in specs:  # refuse a misspelt variant before any weights are made
         variant_fn(spec, "2bit")
-    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    presets = [p for p in args.presets.split(",") if p]
+    unknown = [p for p in presets if p not in SHAPES]
+    if unknown:
+        ap.error(f"--presets: unknown {unknown}; expected some of {sorted(SHAPES)}")
+    shapes = [kn for preset in presets for kn in SHAPES[preset]]
+    if args.shapes or not presets:
+        shapes += [
+            tuple(int(v) for v in s.split("x")) for s in (args.shapes or "8192x28672").split(",")
+        ]
+    shapes = list(dict.fromkeys(shapes))
     ms = [int(v) for v in args.ms.split(",")]
     device = jax.devices()[0]
     print(f"device: {device.device_kind}, jax {jax.__version__}", flush=True)
+    bw = copy_bandwidth(args.reps) if args.copy_bw else float("nan")
+    print(f"copy bandwidth (read + written): {bw / 1e12:.2f} TB/s", flush=True)
     print(
         "| K x N | layout | M | variant | wall us | host us | GPU span us | GPU busy us "
         "| kernels (a call: count x us) |"
@@ -302,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def dump() -> None:
         if args.out:
-            record = dict(device=device.device_kind, points=points, not_run=skipped)
+            record = dict(
+                device=device.device_kind, copy_bytes_per_s=bw, points=points, not_run=skipped
+            )
             args.out.write_text(json.dumps(record))
 
     for k, n in shapes:
@@ -347,19 +407,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{skipped[0]}"
         )
     dump()
-    table = speedups(points)
+    table = speedups(points, bw)
     if table:
         print()
         print(
             "| K x N | layout | M | variant | bf16 busy us | busy us | speedup (GPU clock) "
-            "| bf16 wall us | wall us | speedup (wall) |"
+            "| bf16 wall us | wall us | speedup (wall) | TB/s (GPU clock) | % of copy bw "
+            "| bf16 TB/s |"
         )
-        print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| --- | --- | ---: | --- |" + " ---: |" * 9)
         for r in table:
             print(
                 f"| {r['k']} x {r['n']} | {r['layout']} | {r['m']} | {r['variant']} | "
                 f"{r['bf16_busy']:.1f} | {r['busy']:.1f} | {r['busy_speedup']:.2f} | "
-                f"{r['bf16_wall']:.1f} | {r['wall']:.1f} | {r['wall_speedup']:.2f} |"
+                f"{r['bf16_wall']:.1f} | {r['wall']:.1f} | {r['wall_speedup']:.2f} | "
+                f"{r['bytes_per_s'] / 1e12:.2f} | {100 * r['copy_share']:.0f} | "
+                f"{r['bf16_bytes_per_s'] / 1e12:.2f} |"
             )
     return 0
 

@@ -295,6 +295,14 @@ def test_gpu_timeline_speedups_pair_each_point_with_its_bf16() -> None:
         (1024, 1, "2bit", 1.25, 0.75),
     ]
     assert rows[0]["bf16_busy"] == 100.0 and rows[2]["bf16_wall"] == 60.0
+    # bytes a call: packed 2-bit 512 x 256 is 128 x 256 bytes, bf16 2 x 512 x 256; x and out
+    moved_2bit = 128 * 256 + 2 * 512 + 2 * 256
+    moved_bf16 = 2 * 512 * 256 + 2 * 512 + 2 * 256
+    rows = timeline.speedups(points, copy_bytes_per_s=4e9)
+    assert rows[0]["bytes_per_s"] == pytest.approx(moved_2bit / 25e-6)
+    assert rows[0]["bf16_bytes_per_s"] == pytest.approx(moved_bf16 / 100e-6)
+    assert rows[0]["copy_share"] == pytest.approx(moved_2bit / 25e-6 / 4e9)
+    assert np.isnan(timeline.speedups(points)[0]["copy_share"])  # no bandwidth measured
 
 
 def test_gpu_timeline_runs_several_shapes_and_writes_json(tmp_path: Path, capsys) -> None:
@@ -304,7 +312,7 @@ def test_gpu_timeline_runs_several_shapes_and_writes_json(tmp_path: Path, capsys
     timeline = _load("gpu_timeline")
     out = tmp_path / "t.json"
     args = ["--ms", "1,2", "--layouts", "2bit,1.6bit", "--sets", "2", "--reps", "1"]
-    args += ["--repeats", "1", "--wall-repeats", "1", "--out", str(out)]
+    args += ["--repeats", "1", "--wall-repeats", "1", "--no-copy-bw", "--out", str(out)]
     assert timeline.main(["--shapes", "512x256,256x512", "--variants", "bf16,shipped", *args]) == 0
     points = json.loads(out.read_text())["points"]
     keys = [(p["k"], p["n"], p["m"], p["layout"], p["variant"]) for p in points]
@@ -318,6 +326,12 @@ def test_gpu_timeline_runs_several_shapes_and_writes_json(tmp_path: Path, capsys
     assert "speedup (GPU clock)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="expected bf16, shipped"):
         timeline.main(["--variants", "bf16,servd", *args])
+    with pytest.raises(SystemExit):
+        timeline.main(["--presets", "large,huge", *args])
+    assert "unknown ['huge']" in capsys.readouterr().err
+    capsys.readouterr()
+    assert timeline.main(["--presets", "tiny", "--variants", "shipped", *args]) == 0
+    assert [(p["k"], p["n"]) for p in json.loads(out.read_text())["points"]] == [(512, 256)] * 4
     capsys.readouterr()
     # a spent budget: the points are named, not run
     budget = ["--shapes", "512x256", "--variants", "bf16,shipped", "--budget-seconds", "1e-9"]
