@@ -256,7 +256,7 @@ def test_block_linear_shapes_of_the_spectra_widths() -> None:
     ]  # fmt: skip
 
 
-def test_transposed_copy_is_wanted_where_a_layer_takes_the_mosaic_kernel(monkeypatch) -> None:
+def test_transposed_copy_is_wanted_where_a_layer_takes_the_mosaic_kernel() -> None:
     """``wants_transposed_packed`` asks, shape by shape, what ``ternary_matmul`` would run on
     the device (its measured table, else the rules): the shipped H200 table gives 8192 x 8192
     2-bit at M = 16 the Mosaic kernel, which the rules alone (2**27 weights below M = 17) did
