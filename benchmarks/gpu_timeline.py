@@ -19,7 +19,7 @@ bandwidth; ``--out`` writes every number as JSON. The issue's acceptance table o
 in calls under the device's 10-minute limit:
     python benchmarks/gpu_timeline.py --presets large --ms 1,4,16,64,256 \
         --variants bf16,served --budget-seconds 540 --out t.json
-Each point (layout, M, variant) takes 15-30 s of the GPU machine on the H200 (compile, wall
+Each point (layout, M, variant) takes 8-30 s of the GPU machine on the H200 (compile, wall
 clock, host, trace): 40 points do not fit one 10-minute call. ``probe-KIND:TILING`` variants
 time the s8 kernel with its step cut down (:data:`PROBES`).
 Imports only jax, numpy and the project.
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="start no point after this many seconds (0: no limit), so that a run under a "
-        "call's time limit still prints its table (a point takes 10-30 s on the H200)",
+        "call's time limit still prints its table (a point takes 8-30 s on the H200)",
     )
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
