@@ -339,8 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     points: list[dict] = []
     skipped = []
 
+    def spent() -> bool:
+        return bool(args.budget_seconds) and time.perf_counter() - t_start > args.budget_seconds
+
     def in_budget(k, n, layout, m, spec) -> bool:
-        if args.budget_seconds and time.perf_counter() - t_start > args.budget_seconds:
+        if spent():
             skipped.append(f"{k}x{n} {layout} M={m} {spec}")
             return False
         return True
@@ -365,7 +368,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             args.out.write_text(json.dumps(record))
 
+    layout_names = args.layouts.split(",")
     for k, n in shapes:
+        if spent():  # no weights made for a shape none of whose points will run
+            skipped.extend(
+                f"{k}x{n} {layout} M={m} {spec}"
+                for m in ms
+                for layout, spec in [("bf16", "bf16")] * ("bf16" in specs)
+                + [(lo, sp) for lo in layout_names for sp in specs if sp != "bf16"]
+            )
+            continue
         dense = []  # bf16 weights, made once a shape
         if "bf16" in specs:
             dense = [
@@ -373,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(args.sets or _n_sets(2 * k * n))
             ]
         weights = {}
-        for layout in args.layouts.split(","):
+        for layout in layout_names:
             rows = layouts.rows_per_plane(k, layout)
             sets = args.sets or _n_sets(rows * n)
             packed = [_random_packed(jax.random.key(10 + i), k, n, layout) for i in range(sets)]
