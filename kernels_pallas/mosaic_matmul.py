@@ -33,7 +33,9 @@ int16 a row (1.6-bit: its first planes folded to match the prefixes) and split i
 bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
 recombined (:func:`int8_operands`, :func:`finish_int8`): with one split by the kernel itself,
 which then writes the bf16 product (:func:`_int8_finish_fn`), so that a call is x's preparation
-and this kernel, two launches; with more, by XLA after it.
+and this kernel, two launches; with more, by XLA after it. ``MosaicConfig.x_in_kernel`` (M up
+to 2, opt-in, not yet run on a GPU) has each CTA prepare x itself (:func:`_x_prologue`,
+:func:`_x_quantize_fn`): one launch a call.
 
 Only a GPU with Mosaic GPU (sm_90a) runs it; jax's CPU interpreter has no register-A ``wgmma``,
 so the CPU tests check its host-side arithmetic (K order, operands, epilogue) against float64
@@ -80,6 +82,10 @@ class MosaicConfig:
       instruction, half as many) on the weights as bytes (:func:`_int8_decode_asm`), x quantized
       to int16 a row and split into two signed bytes (:func:`int8_operands`), int32 sums.
       block_k 64 or 128 (Mosaic has no s8 register operand at a 32-byte swizzle).
+    x_in_kernel: with int8, one split, one warpgroup and ``in_flight`` 0, for M up to
+      ``X_IN_KERNEL_MAX_M``: the kernel prepares x itself (:func:`_x_quantize_fn`), so that a
+      call is one launch instead of two. Not yet run on a GPU (2026-12-02): no table or rule
+      takes it; ``benchmarks/mosaic_wgmma_probe.py``'s check covers it.
     """
 
     tile_n: int = 128
@@ -89,6 +95,7 @@ class MosaicConfig:
     compute_wgs: int = 1
     in_flight: int = 0
     int8: bool = False
+    x_in_kernel: bool = False
 
     def replace(self, **changes: object) -> MosaicConfig:
         return dataclasses.replace(self, **changes)
@@ -100,19 +107,19 @@ class MosaicConfig:
 
     @classmethod
     def parse(cls, text: str) -> MosaicConfig:
-        """``tile_n/block_k/split_k/stages/compute_wgs[/in_flight[/int8]]`` (int8: 0 or 1), the
-        form the benchmark scripts take on their command lines."""
+        """``tile_n/block_k/split_k/stages/compute_wgs[/in_flight[/int8[/x_in_kernel]]]`` (the
+        flags 0 or 1), the form the benchmark scripts take on their command lines."""
         try:
             values: list = [int(v) for v in text.split("/")]
-            if not 5 <= len(values) <= 7 or (len(values) == 7 and values[6] not in (0, 1)):
+            if not 5 <= len(values) <= 8 or any(v not in (0, 1) for v in values[6:]):
                 raise ValueError
         except ValueError:
             raise ValueError(
                 f"Mosaic tiling {text!r}: expected tile_n/block_k/split_k/stages/compute_wgs"
-                "[/in_flight[/int8]] as integers (int8 0 or 1), e.g. 128/64/2/3/1"
+                "[/in_flight[/int8[/x_in_kernel]]] as integers (the flags 0 or 1), e.g. "
+                "128/64/2/3/1"
             ) from None
-        if len(values) == 7:
-            values[6] = bool(values[6])
+        values[6:] = [bool(v) for v in values[6:]]
         return cls(*values)
 
 
@@ -699,7 +706,9 @@ def fused_int8_epilogue(cfg: MosaicConfig, n: int, scale_shape) -> bool:
     return block % cfg.tile_wg == 0 or cfg.tile_wg % block == 0
 
 
-def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: int):
+def _int8_finish_fn(
+    m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: int, stats_by_row: bool = False
+):
     """``plgpu.inline_mgpu`` function finishing one warpgroup's s8 tile in the kernel: the
     int32 accumulator ``[tile_wg, 2 m_pad]`` (low bytes' sums, then high bytes'), x's offset
     ``[planes, m_pad]`` and scales ``[m_pad]`` (the preparation's), the gammas of the
@@ -708,7 +717,9 @@ def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: 
     :func:`finish_int8` would (``256 hi + (lo - offset)``, times x's scale and
     gamma, bf16), a thread its own elements. Transposing by address costs no shuffle: the
     output is ``M x tile_wg`` bf16 (4 KB a CTA at M = 16), so that the stores' poor coalescing
-    weighs nothing against a launch of its own."""
+    weighs nothing against a launch of its own. ``stats_by_row`` (x prepared in the kernel):
+    x's offset and scale come as ``[m_pad, 128]`` refs whose row i starts with row i's
+    ``sum q`` over every plane and its scale."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import arith, memref
@@ -732,10 +743,15 @@ def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: 
         # those of the same address (x's sums and scale a column, gamma a row)
         terms = []
         for (lo, (row, col)), hi in zip(lows, highs, strict=True):
-            for j in range(planes):
-                lo = arith.subi(lo, memref.load(offset_ref, [const(j), col]))
+            if stats_by_row:
+                lo = arith.subi(lo, memref.load(offset_ref, [col, const(0)]))
+                xscale = memref.load(xscale_ref, [col, const(0)])
+            else:
+                for j in range(planes):
+                    lo = arith.subi(lo, memref.load(offset_ref, [const(j), col]))
+                xscale = memref.load(xscale_ref, [col])
             g = const(0) if not gamma_block else arith.divui(row, const(gamma_block))
-            factor = arith.mulf(memref.load(xscale_ref, [col]), memref.load(gamma_ref, [g]))
+            factor = arith.mulf(xscale, memref.load(gamma_ref, [g]))
             terms.append((lo, hi, factor, row, col))
         for lo, hi, factor, row, col in terms:
             v = arith.addf(
@@ -751,6 +767,191 @@ def _int8_finish_fn(m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: 
                 memref.store(out, out_ref, [col, row])
 
     return finish_tile
+
+
+# ----------------------------------------------------------------------------------------------
+# x prepared in the kernel (MosaicConfig.x_in_kernel)
+
+X_IN_KERNEL_MAX_M = 2
+"""Largest M for ``MosaicConfig.x_in_kernel``: each CTA holds x's rows as bf16 in shared memory
+(16.6 KB a row at K = 8192), and from M = 3 the 1.6-bit tiling's CTA would need more than half
+an SM's 228 KB (two CTAs an SM is what the shipped tiling runs at)."""
+
+
+def x_in_kernel_ok(cfg: MosaicConfig, m: int, n: int, scale_shape) -> bool:
+    """Whether ``cfg.x_in_kernel`` can run this point: the s8 MMA with its own epilogue
+    (:func:`fused_int8_epilogue`), one warpgroup, ``in_flight`` 0, M up to
+    ``X_IN_KERNEL_MAX_M``."""
+    return (
+        cfg.int8
+        and cfg.compute_wgs == 1
+        and not cfg.in_flight
+        and m <= X_IN_KERNEL_MAX_M
+        and fused_int8_epilogue(cfg, n, scale_shape)
+    )
+
+
+def _x_prologue(x_gmem, xb, xs, qs, layout: str, m: int, m_pad: int, kp: int) -> None:
+    """Each CTA's first work with ``x_in_kernel``: x's rows (``[M, K]`` bf16 in global memory)
+    into ``xb`` (``[M, planes R]`` bf16 in shared memory, zeros past K), each row's scale
+    (``max |x| / INT8_X_MAX``, 1 for a zero row) into ``xs[i]`` and its ``sum q`` (int32,
+    exact) into ``qs[i]``, as :func:`int8_operands` computes them; padding rows get scale 1 and
+    sum 0."""
+    import jax.experimental.pallas as pl
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+
+    from kernels_pallas.triton_dp2a import MAGIC, MAGIC_BITS
+
+    k = x_gmem.shape[1]
+    vec = next(v for v in (8, 4, 2, 1) if k % (128 * v) == 0)
+    for i in range(m):
+        xv = plgpu.load(x_gmem.at[i], (), layout=plgpu.Layout.WG_STRIDED((k,), vec_size=vec))
+        xf = xv.astype(jnp.float32)
+        amax = jnp.max(jnp.abs(xf))
+        scale = jnp.where(amax > 0, amax / INT8_X_MAX[layout], 1.0)
+        inv = 1.0 / scale
+        # round to nearest even, as the preparation kernel does (x / s + 1.5 * 2**23)
+        q = lax.bitcast_convert_type(xf * inv + MAGIC, jnp.int32) - jnp.int32(MAGIC_BITS)
+        xb[i, pl.ds(0, k)] = xv
+        if kp > k:
+            xb[i, pl.ds(k, kp - k)] = jnp.zeros((kp - k,), jnp.bfloat16)
+        xs[i] = jnp.full((128,), scale, jnp.float32)
+        qs[i] = jnp.full((128,), jnp.sum(q), jnp.int32)
+    for i in range(m, m_pad):
+        xs[i] = jnp.ones((128,), jnp.float32)
+        qs[i] = jnp.zeros((128,), jnp.int32)
+
+
+def _swizzled_col(row, col):
+    """The byte column of ``(row, col)`` in a 128-byte-swizzled tile of 128-byte rows (MLIR i32
+    values): its 16-byte chunk XOR the row's index within its group of 8."""
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import arith
+
+    i32 = ir.IntegerType.get_signless(32)
+    chunk = arith.shrui(col, arith.constant(i32, 4))
+    chunk = arith.xori(chunk, arith.andi(row, arith.constant(i32, 7)))
+    return arith.addi(
+        arith.shli(chunk, arith.constant(i32, 4)), arith.andi(col, arith.constant(i32, 15))
+    )
+
+
+def _x_zero_fn(planes: int, x_rows: int, bk: int, transforms):
+    """``plgpu.inline_mgpu`` function zeroing the ``[planes, x_rows, bk]`` s8 tile (tiled by
+    ``(8, bk)``), 16 bytes a store: the rows past M stay zero for the whole kernel."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import arith, vector
+
+    @plgpu.inline_mgpu(arg_types=(plgpu.RefType(transforms=transforms),))
+    def zero(ctx, xq):
+        from jax.experimental.mosaic.gpu import utils as mgpu_utils
+
+        del ctx
+        i32, index, i8 = (
+            ir.IntegerType.get_signless(32),
+            ir.IndexType.get(),
+            ir.IntegerType.get_signless(8),
+        )
+        zeros = vector.broadcast(ir.VectorType.get((16,), i8), arith.constant(i8, 0))
+        t = mgpu_utils.thread_idx()
+        chunks = planes * x_rows * bk // 16
+        for u in range(-(-chunks // 128)):
+            q = arith.addi(t, arith.constant(i32, 128 * u))
+            with mgpu_utils.when(
+                arith.cmpi(arith.CmpIPredicate.ult, q, arith.constant(i32, chunks))
+            ):
+                flat = arith.muli(q, arith.constant(i32, 16))
+                j = arith.divui(flat, arith.constant(i32, x_rows * bk))
+                rem = arith.remui(flat, arith.constant(i32, x_rows * bk))
+                row = arith.divui(rem, arith.constant(i32, bk))
+                col = arith.remui(rem, arith.constant(i32, bk))
+                at = [
+                    j,
+                    arith.divui(row, arith.constant(i32, 8)),
+                    arith.constant(i32, 0),
+                    arith.remui(row, arith.constant(i32, 8)),
+                    col,
+                ]
+                vector.store(zeros, xq, [arith.index_cast(index, v) for v in at])
+
+    return zero
+
+
+def _x_quantize_fn(layout: str, m: int, m_pad: int, rows: int, bk: int, transforms):
+    """``plgpu.inline_mgpu`` function writing one step's x tile for the s8 ``wgmma``s from the
+    bf16 rows in shared memory: ``quantize(xb_step, xq, xs)``, ``xb_step`` the ``[M, (planes
+    - 1) R + bk]`` view of x's rows starting at the step's first packed row (plane j's columns
+    at ``j R``), ``xq`` the ``[planes, 2 m_pad, bk]`` s8 tile (128-byte swizzle), ``xs`` the
+    scales (:func:`_x_prologue`). As :func:`int8_operands`: ``q = round(x / scale)``, folded
+    planes ``q_j - 3 q_(j+1)``, split into the low byte (row i) and the high one (row
+    ``m_pad + i``). A thread takes 4 consecutive bytes of a plane's row: word ``t mod
+    (bk / 4)`` of planes ``t div (bk / 4)`` and every ``128 / (bk / 4)``-th after it."""
+    import jax.experimental.pallas.mosaic_gpu as plgpu
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import arith, memref, vector
+
+    from kernels_pallas.triton_dp2a import MAGIC, MAGIC_BITS
+
+    planes, folded = layouts.TRITS_PER_BYTE[layout], FOLDED_PLANES[layout]
+    words = bk // 4
+    groups = 128 // words
+    if bk != 128:
+        raise ValueError(f"x_in_kernel: block_k must be 128 (one swizzled row a plane), not {bk}")
+
+    @plgpu.inline_mgpu(
+        arg_types=(plgpu.RefType(), plgpu.RefType(transforms=transforms), plgpu.RefType())
+    )
+    def quantize(ctx, xb, xq, xs):
+        from jax.experimental.mosaic.gpu import utils as mgpu_utils
+
+        del ctx
+        # every thread past the last step's wgmma_wait before the tile is overwritten
+        mgpu_utils.warpgroup_barrier()
+        i32, index, f32 = ir.IntegerType.get_signless(32), ir.IndexType.get(), ir.F32Type.get()
+        i8 = ir.IntegerType.get_signless(8)
+        v4 = lambda t: ir.VectorType.get((4,), t)  # noqa: E731
+        ci = lambda v: arith.constant(i32, v)  # noqa: E731
+        ix = lambda v: arith.index_cast(index, v)  # noqa: E731
+        splat = lambda ty, v: vector.broadcast(v4(ty), v)  # noqa: E731
+        magic = splat(f32, arith.constant(f32, MAGIC))
+        magic_bits = splat(i32, ci(MAGIC_BITS))
+        inv = [
+            splat(
+                f32, arith.divf(arith.constant(f32, 1.0), memref.load(xs, [ix(ci(i)), ix(ci(0))]))
+            )
+            for i in range(m)
+        ]
+        t = mgpu_utils.thread_idx()
+        word = arith.remui(t, ci(words))
+        col = arith.muli(word, ci(4))
+        group = arith.divui(t, ci(words))
+
+        def quantized(i: int, plane):
+            at = arith.addi(arith.muli(plane, ci(rows)), col)
+            x = vector.load(v4(ir.BF16Type.get()), xb, [ix(ci(i)), ix(at)])
+            scaled = arith.addf(arith.mulf(arith.extf(v4(f32), x), inv[i]), magic)
+            return arith.subi(arith.bitcast(v4(i32), scaled), magic_bits)
+
+        for u in range(-(-planes // groups)):
+            j = arith.addi(group, ci(groups * u))
+            with mgpu_utils.when(arith.cmpi(arith.CmpIPredicate.ult, j, ci(planes))):
+                nxt = arith.minui(arith.addi(j, ci(1)), ci(planes - 1))
+                fold = arith.cmpi(arith.CmpIPredicate.ult, j, ci(folded))
+                for i in range(m):
+                    v = quantized(i, j)
+                    if folded:
+                        three = splat(i32, ci(3))
+                        v = arith.select(
+                            fold, arith.subi(v, arith.muli(three, quantized(i, nxt))), v
+                        )
+                    hi = arith.shrsi(arith.addi(v, splat(i32, ci(128))), splat(i32, ci(8)))
+                    lo = arith.subi(v, arith.shli(hi, splat(i32, ci(8))))
+                    for row, value in ((i, lo), (m_pad + i, hi)):
+                        at = [j, ci(row // 8), ci(0), ci(row % 8), _swizzled_col(ci(row), col)]
+                        vector.store(arith.trunci(v4(i8), value), xq, [ix(a) for a in at])
+
+    return quantize
 
 
 # ----------------------------------------------------------------------------------------------
@@ -830,7 +1031,17 @@ def mosaic_ternary_matmul(
     m_pad = padded_m(m)
     tile_wg = cfg.tile_wg
     fused = fuse_epilogue and fused_int8_epilogue(cfg, n, jnp.shape(scale))
-    if cfg.int8:
+    x_in_kernel = cfg.x_in_kernel
+    if x_in_kernel and not (fuse_epilogue and x_in_kernel_ok(cfg, m, n, jnp.shape(scale))):
+        raise ValueError(
+            f"{cfg}: x_in_kernel needs int8, one split, one warpgroup, in_flight 0, the fused "
+            f"epilogue and M <= {X_IN_KERNEL_MAX_M} (got M={m})"
+        )
+    if x_in_kernel:
+        x_rows, x_itemsize, acc_dtype = 2 * m_pad, 1, jnp.int32
+        decode = _int8_decode_fn(layout, (tile_wg, bk))
+        spread, plane_decoders = _int8_plane_decode_fns(layout, (tile_wg, bk))
+    elif cfg.int8:
         from kernels_pallas.int8_prep import int8_operands_pallas
 
         xk, xscale, offset = int8_operands_pallas(x, layout, rows, m_pad)
@@ -886,7 +1097,9 @@ def mosaic_ternary_matmul(
         gamma = jnp.asarray(scale, jnp.float32).reshape(-1)
         gamma_block = n // gamma.shape[0]
         per_tile = gamma_block % tile_wg == 0
-        finish_tile = _int8_finish_fn(m, m_pad, tile_wg, planes, 0 if per_tile else gamma_block)
+        finish_tile = _int8_finish_fn(
+            m, m_pad, tile_wg, planes, 0 if per_tile else gamma_block, stats_by_row=x_in_kernel
+        )
 
     def unpack(refs):
         """The kernel's refs: x, the packed bytes, the output, the fused epilogue's operands
@@ -955,6 +1168,47 @@ def mosaic_ternary_matmul(
             max_concurrent_steps=cfg.stages,
             compute_context=compute_context,
         )(*operands(x_gmem, w_gmem))
+
+    if x_in_kernel:
+        kp = planes * rows
+        x_tile = _swizzle_transforms(bk, 1)
+        zero_tile = _x_zero_fn(planes, x_rows, bk, x_tile)
+        quantize = _x_quantize_fn(layout, m, m_pad, rows, bk, x_tile)
+        span = (planes - 1) * rows + bk
+
+        def kernel_x(x_gmem, w_gmem, g_gmem, o_gmem, xb, xq, xs, qs):
+            """x prepared in the kernel: the prologue, then a step quantizes its x tile into
+            ``xq`` (one buffer: the step before waited for its ``wgmma``s) ahead of the MMA."""
+            _x_prologue(x_gmem, xb, xs, qs, layout, m, m_pad, kp)
+            zero_tile(xq)
+            plgpu.commit_smem()
+
+            def acc_scope(acc_ref):
+                def body(indices, w_smem):
+                    quantize(xb.at[:, pl.ds(indices[0] * bk, span)], xq, xs)
+                    plgpu.commit_smem()
+                    mma_step(w_smem, xq, acc_ref)
+
+                cols = pl.ds(lax.axis_index("n") * tile_n, tile_n)
+                plgpu.emit_pipeline(
+                    body, grid=(steps,), in_specs=[w_spec], max_concurrent_steps=cfg.stages
+                )(w_gmem.at[cols])
+                store(acc_ref, None, o_gmem, 0, (qs, xs, g_gmem))
+
+            pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, x_rows), acc_dtype))
+
+        return plgpu.kernel(
+            kernel_x,
+            out_type=jax.ShapeDtypeStruct((m, n), x.dtype),
+            grid=(n // tile_n, 1),
+            grid_names=("n", "s"),
+            scratch_types=[
+                plgpu.SMEM((m, kp), jnp.bfloat16),
+                plgpu.SMEM((planes, x_rows, bk), jnp.int8, transforms=x_tile),
+                plgpu.SMEM((m_pad, 128), jnp.float32),
+                plgpu.SMEM((m_pad, 128), jnp.int32),
+            ],
+        )(x, packed_t, gamma)
 
     threads = dict(num_threads=wgs + 1, thread_name="wg") if wgs > 1 else {}
     launch = functools.partial(

@@ -28,6 +28,7 @@ import re
 import sys
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -447,12 +448,20 @@ def test_mosaic_config_parse_round_trip() -> None:
     assert cfg.int8 is True
     assert MosaicConfig.parse("64/128/4/2/2/2") == MosaicConfig(64, 128, 4, 2, 2, in_flight=2)
     assert MosaicConfig.parse("64/128/4/2/2/0/0").int8 is False
-    for c in (default, cfg, MosaicConfig(256, 32, 8, 4, 2, 3, True)):
+    assert MosaicConfig.parse("128/128/1/2/1/0/1/1").x_in_kernel is True
+    for c in (
+        default,
+        cfg,
+        MosaicConfig(256, 32, 8, 4, 2, 3, True),
+        MosaicConfig(x_in_kernel=True),
+    ):
         fields = [getattr(c, f.name) for f in dataclasses.fields(c)]
         assert MosaicConfig.parse("/".join(str(int(v)) for v in fields)) == c
 
 
-@pytest.mark.parametrize("text", ["128/64", "a/b/c/d/e", "1/2/3/4/5/6/2", "1/2/3/4/5/6/7/8", ""])
+@pytest.mark.parametrize(
+    "text", ["128/64", "a/b/c/d/e", "1/2/3/4/5/6/2", "1/2/3/4/5/6/1/2", "1/2/3/4/5/6/1/1/1", ""]
+)
 def test_mosaic_config_parse_rejects_bad_text(text: str) -> None:
     with pytest.raises(ValueError, match=re.escape(repr(text))):
         MosaicConfig.parse(text)
@@ -478,3 +487,48 @@ def test_default_tiling_takes_the_s8_kernel_up_to_m16() -> None:
     assert default_mosaic_config("1.6bit", 16, 8000, 28672).block_k == 64
     # R = 32 * ceil(1000 / 160) = 224: no block_k of 64 divides it, so the bf16 kernel
     assert not default_mosaic_config("1.6bit", 16, 1000, 28672).int8
+
+
+X_IN_KERNEL = MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True)
+
+
+@pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
+@pytest.mark.parametrize("m,scale_shape", [(1, ()), (2, (4,))])
+def test_x_in_kernel_lowers_to_one_launch(
+    layout: str, m: int, scale_shape: tuple, lowered_mosaic
+) -> None:
+    """``x_in_kernel``: Pallas lowers the s8 kernel that prepares x itself to one Mosaic GPU
+    custom call writing the bf16 product ``[M, N]``, with no preparation kernel before it; at
+    K = 8192 too, whose 1.6-bit rows (5 x 1664) run past K (zeros in shared memory)."""
+    for k in ({"2bit": 2048, "1.6bit": 2560}[layout], 8192):
+        text = lowered_mosaic(layout, m, k, 512, X_IN_KERNEL, scale_shape)
+        calls = [line for line in text.splitlines() if "custom_call @" in line]
+        assert len(calls) == 1 and "mosaic_gpu" in calls[0], calls
+        assert f"-> tensor<{m}x512xbf16>" in calls[0]
+        assert "ternary_int8_x_" not in text
+
+
+@pytest.mark.parametrize(
+    "m,cfg,fuse,match",
+    [
+        (3, X_IN_KERNEL, True, "M <= 2"),
+        (1, X_IN_KERNEL.replace(split_k=2), True, "one split"),
+        (1, X_IN_KERNEL.replace(in_flight=1), True, "in_flight 0"),
+        (1, X_IN_KERNEL.replace(compute_wgs=2), True, "one warpgroup"),
+        (1, X_IN_KERNEL.replace(int8=False), True, "int8"),
+        (1, X_IN_KERNEL, False, "fused"),
+        (1, X_IN_KERNEL.replace(block_k=64), True, "block_k must be 128"),
+    ],
+)
+def test_x_in_kernel_refuses_what_it_does_not_cover(m, cfg, fuse, match) -> None:
+    """Tilings and M that ``x_in_kernel`` does not take are refused with the reason, before
+    any lowering."""
+    from kernels_pallas.mosaic_matmul import mosaic_ternary_matmul
+
+    k, n = 2560, 512
+    rows = layouts.rows_per_plane(k, "1.6bit")
+    f = jax.jit(lambda x, w: mosaic_ternary_matmul(x, w, jnp.float32(1), "1.6bit", cfg, fuse))
+    with pytest.raises(ValueError, match=match):
+        f.trace(
+            jax.ShapeDtypeStruct((m, k), jnp.bfloat16), jax.ShapeDtypeStruct((n, rows), jnp.uint8)
+        )
