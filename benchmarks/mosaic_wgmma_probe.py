@@ -68,11 +68,12 @@ def check(layout: str) -> float:
         (13, 2560, 1024, MosaicConfig(128, 64, 1, 2, int8=True), (16,)),
         (16, 2560, 512, MosaicConfig(128, 128, 1, 2, in_flight=2, int8=True), ()),
         (1, 2048, 768, MosaicConfig(128, 64, 1, 2, 2, int8=True), (3,)),
-        # x prepared in the kernel (x_in_kernel, M <= 2; not yet run on a GPU before 2026-12-03)
+        # x prepared in the kernel (x_in_kernel, M <= 4; not yet run on a GPU before 2026-12-03)
         (1, 2560, 512, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), ()),
         (2, 2560, 1024, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), (8,)),
         (1, 8192, 256, MosaicConfig(128, 128, 1, 3, int8=True, x_in_kernel=True), (2,)),
         (2, 2048, 512, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), (4,)),
+        (4, 2560, 512, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), ()),
     ]
     for m, k, n, cfg, scale_shape in cases:
         fitted = fit_mosaic(cfg, layout, k, n)

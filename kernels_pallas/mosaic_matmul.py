@@ -34,7 +34,7 @@ bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
 recombined (:func:`int8_operands`, :func:`finish_int8`): with one split by the kernel itself,
 which then writes the bf16 product (:func:`_int8_finish_fn`), so that a call is x's preparation
 and this kernel, two launches; with more, by XLA after it. ``MosaicConfig.x_in_kernel`` (M up
-to 2, opt-in, not yet run on a GPU) has each CTA prepare x itself (:func:`_x_prologue`,
+to 4, opt-in, not yet run on a GPU) has each CTA prepare x itself (:func:`_x_prologue`,
 :func:`_x_quantize_fn`): one launch a call.
 
 Only a GPU with Mosaic GPU (sm_90a) runs it; jax's CPU interpreter has no register-A ``wgmma``,
@@ -772,22 +772,37 @@ def _int8_finish_fn(
 # ----------------------------------------------------------------------------------------------
 # x prepared in the kernel (MosaicConfig.x_in_kernel)
 
-X_IN_KERNEL_MAX_M = 2
-"""Largest M for ``MosaicConfig.x_in_kernel``: each CTA holds x's rows as bf16 in shared memory
-(16.6 KB a row at K = 8192), and from M = 3 the 1.6-bit tiling's CTA would need more than half
-an SM's 228 KB (two CTAs an SM is what the shipped tiling runs at)."""
+X_IN_KERNEL_MAX_M = 4
+"""Largest M for ``MosaicConfig.x_in_kernel``: a step quantizes M rows of every plane on the
+CTA's chain, and each CTA holds x's rows as bf16 in shared memory (16.6 KB a row at K = 8192:
+up to M = 3 there a CTA needs under half an SM's 228 KB, the two CTAs an SM that the shipped
+tiling runs at; :func:`x_in_kernel_smem_bytes`)."""
+SMEM_BYTES_PER_CTA = 227 * 1024
+"""The most dynamic shared memory a Hopper CTA may have."""
 
 
-def x_in_kernel_ok(cfg: MosaicConfig, m: int, n: int, scale_shape) -> bool:
+def x_in_kernel_smem_bytes(cfg: MosaicConfig, layout: str, m: int, k: int) -> int:
+    """Shared memory of a CTA with ``x_in_kernel``: the weight stages, x's rows as bf16, the s8
+    tile and the rows' scales and sums."""
+    rows = layouts.rows_per_plane(k, layout)
+    planes = layouts.TRITS_PER_BYTE[layout]
+    m_pad = padded_m(m)
+    weights = cfg.stages * cfg.tile_n * cfg.block_k
+    return weights + 2 * m * planes * rows + planes * 2 * m_pad * cfg.block_k + 2 * m_pad * 512
+
+
+def x_in_kernel_ok(cfg: MosaicConfig, layout: str, m: int, k: int, n: int, scale_shape) -> bool:
     """Whether ``cfg.x_in_kernel`` can run this point: the s8 MMA with its own epilogue
     (:func:`fused_int8_epilogue`), one warpgroup, ``in_flight`` 0, M up to
-    ``X_IN_KERNEL_MAX_M``."""
+    ``X_IN_KERNEL_MAX_M`` and a CTA's shared memory (:func:`x_in_kernel_smem_bytes`) within
+    ``SMEM_BYTES_PER_CTA``."""
     return (
         cfg.int8
         and cfg.compute_wgs == 1
         and not cfg.in_flight
         and m <= X_IN_KERNEL_MAX_M
         and fused_int8_epilogue(cfg, n, scale_shape)
+        and x_in_kernel_smem_bytes(cfg, layout, m, k) <= SMEM_BYTES_PER_CTA
     )
 
 
@@ -1032,10 +1047,14 @@ def mosaic_ternary_matmul(
     tile_wg = cfg.tile_wg
     fused = fuse_epilogue and fused_int8_epilogue(cfg, n, jnp.shape(scale))
     x_in_kernel = cfg.x_in_kernel
-    if x_in_kernel and not (fuse_epilogue and x_in_kernel_ok(cfg, m, n, jnp.shape(scale))):
+    if x_in_kernel and not (
+        fuse_epilogue and x_in_kernel_ok(cfg, layout, m, k, n, jnp.shape(scale))
+    ):
         raise ValueError(
             f"{cfg}: x_in_kernel needs int8, one split, one warpgroup, in_flight 0, the fused "
-            f"epilogue and M <= {X_IN_KERNEL_MAX_M} (got M={m})"
+            f"epilogue, M <= {X_IN_KERNEL_MAX_M} and at most {SMEM_BYTES_PER_CTA} bytes of "
+            f"shared memory a CTA (got M={m}, K={k}: "
+            f"{x_in_kernel_smem_bytes(cfg, layout, m, k)} bytes)"
         )
     if x_in_kernel:
         x_rows, x_itemsize, acc_dtype = 2 * m_pad, 1, jnp.int32

@@ -493,7 +493,7 @@ X_IN_KERNEL = MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True)
 
 
 @pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
-@pytest.mark.parametrize("m,scale_shape", [(1, ()), (2, (4,))])
+@pytest.mark.parametrize("m,scale_shape", [(1, ()), (2, (4,)), (4, ())])
 def test_x_in_kernel_lowers_to_one_launch(
     layout: str, m: int, scale_shape: tuple, lowered_mosaic
 ) -> None:
@@ -511,7 +511,7 @@ def test_x_in_kernel_lowers_to_one_launch(
 @pytest.mark.parametrize(
     "m,cfg,fuse,match",
     [
-        (3, X_IN_KERNEL, True, "M <= 2"),
+        (5, X_IN_KERNEL, True, "M <= 4"),
         (1, X_IN_KERNEL.replace(split_k=2), True, "one split"),
         (1, X_IN_KERNEL.replace(in_flight=1), True, "in_flight 0"),
         (1, X_IN_KERNEL.replace(compute_wgs=2), True, "one warpgroup"),
@@ -531,4 +531,27 @@ def test_x_in_kernel_refuses_what_it_does_not_cover(m, cfg, fuse, match) -> None
     with pytest.raises(ValueError, match=match):
         f.trace(
             jax.ShapeDtypeStruct((m, k), jnp.bfloat16), jax.ShapeDtypeStruct((n, rows), jnp.uint8)
+        )
+
+
+def test_x_in_kernel_counts_its_shared_memory() -> None:
+    """A CTA's shared memory with ``x_in_kernel``, counted by hand for the 1.6-bit 8192-wide
+    layer (1664 rows a plane) at the shipped tiling: 2 stages of 128 x 128 weight bytes, M rows
+    of 5 x 1664 bf16, a 5 x 16 x 128 s8 tile and 8 rows of 128 float32 scales and int32 sums;
+    two CTAs an SM up to M = 3 there; K = 65536 at M = 4 does not fit a CTA and is refused."""
+    from kernels_pallas.mosaic_matmul import SMEM_BYTES_PER_CTA, x_in_kernel_smem_bytes
+
+    for m in (1, 2, 3, 4):
+        want = 2 * 128 * 128 + m * 5 * 1664 * 2 + 5 * 16 * 128 + 2 * 8 * 128 * 4
+        assert x_in_kernel_smem_bytes(X_IN_KERNEL, "1.6bit", m, 8192) == want
+        assert (2 * want <= 228 * 1024) == (m <= 3)
+    assert x_in_kernel_smem_bytes(X_IN_KERNEL, "2bit", 4, 65536) > SMEM_BYTES_PER_CTA
+    from kernels_pallas.mosaic_matmul import mosaic_ternary_matmul
+
+    rows = layouts.rows_per_plane(65536, "2bit")
+    f = jax.jit(lambda x, w: mosaic_ternary_matmul(x, w, jnp.float32(1), "2bit", X_IN_KERNEL))
+    with pytest.raises(ValueError, match="bytes of shared memory"):
+        f.trace(
+            jax.ShapeDtypeStruct((4, 65536), jnp.bfloat16),
+            jax.ShapeDtypeStruct((256, rows), jnp.uint8),
         )
