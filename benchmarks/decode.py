@@ -116,6 +116,10 @@ def build_variants(
     return config, variants
 
 
+_T_COLUMN = {"auto": "auto", "on": "yes", "off": "no"}
+"""Column ``T`` for each ``--transposed`` mode."""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", type=Path, default=ROOT / "configs/models/spectra-3.9b.yaml")
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         base = None  # the first row of the batch: bf16, fused as listed first
         for fuse in fuses:
             runs = [
-                (name, model, "no" if name == "bf16" else {"on": "yes"}.get(mode, mode))
+                (name, model, "off" if name == "bf16" else mode)
                 for mode in modes
                 for name, model in variants.items()
                 if mode != "auto"
@@ -162,14 +166,12 @@ def main(argv: list[str] | None = None) -> int:
                 or wants_transposed_packed(batch, block_linear_shapes(model.config, fuse), name)
             ]
             for name, model, mode in dict.fromkeys(runs):
-                transposed = {"yes": True, "no": False, "off": False}.get(mode)
-                if transposed is None:
-                    transposed = mosaic_linears(batch)
+                transposed = mosaic_linears(batch) if mode == "auto" else mode == "on"
                 t, cpu = seconds_per_token(model, batch, short, long, fuse, transposed)
                 base = base or t
                 mb = _weight_bytes(model) / 1e6
                 print(
-                    f"{name:8s} {'yes' if fuse else 'no':>5s} {mode.replace('off', 'no'):>4s} "
+                    f"{name:8s} {'yes' if fuse else 'no':>5s} {_T_COLUMN[mode]:>4s} "
                     f"{batch:5d} {t * 1e3:9.3f} "
                     f"{batch / t:9.1f} {base / t:8.2f} {mb:9.1f} {mb / 1e3 / t:7.0f} "
                     f"{cpu * 1e3:8.3f}",

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kernels import _random_packed, _time_per_call  # noqa: E402
 
 from kernels_pallas import layouts  # noqa: E402
-from kernels_pallas.triton_dp2a import MAGIC, MAGIC_BITS, WEIGHT_PLANES  # noqa: E402
+from kernels_pallas.triton_dp2a import WEIGHT_PLANES, rounded_int  # noqa: E402
 from kernels_pallas.triton_matmul import (  # noqa: E402
     BlockConfig,
     preferred_config,
@@ -161,8 +161,7 @@ def imma_kernel(
     inverse = (1.0 / scale)[:, None]
 
     def quantized(j: int, r0: jax.Array) -> jax.Array:
-        bits = lax.bitcast_convert_type(load_x(j, r0) * inverse + MAGIC, jnp.int32)
-        return bits - jnp.int32(MAGIC_BITS)
+        return rounded_int(load_x(j, r0) * inverse)
 
     def dots(acc_hi, acc_lo, xq, wj):
         hi, lo = _split(xq)

@@ -23,7 +23,7 @@ from jax.experimental.pallas import triton as plgpu
 
 from kernels_pallas import layouts
 from kernels_pallas.mosaic_matmul import FOLDED_PLANES, INT8_X_MAX
-from kernels_pallas.triton_dp2a import MAGIC, MAGIC_BITS
+from kernels_pallas.triton_dp2a import rounded_int
 
 
 def _next_pow2(v: int) -> int:
@@ -57,12 +57,8 @@ def _kernel(x_ref, q_ref, s_ref, o_ref, *, layout: str, m: int, k: int, rows: in
             nxt = jnp.where(j + 1 == p, xp, nxt)
     scale = jnp.where(amax > 0, amax / INT8_X_MAX[layout], 1.0)
     inv = 1.0 / scale
-
-    def rounded(v):  # round to nearest even: v / s + 1.5 * 2**23 holds round(v / s) in its bits
-        return lax.bitcast_convert_type(v * inv + MAGIC, jnp.int32) - jnp.int32(MAGIC_BITS)
-
-    q = rounded(mine)
-    v = q - 3 * rounded(nxt) if folded else q
+    q = rounded_int(mine * inv)
+    v = q - 3 * rounded_int(nxt * inv) if folded else q
     hi = (v + 128) >> 8
     lo = v - (hi << 8)
     store = offs < rows

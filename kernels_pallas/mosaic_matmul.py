@@ -815,7 +815,7 @@ def _x_prologue(x_gmem, xb, xs, qs, layout: str, m: int, m_pad: int, kp: int) ->
     import jax.experimental.pallas as pl
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
-    from kernels_pallas.triton_dp2a import MAGIC, MAGIC_BITS
+    from kernels_pallas.triton_dp2a import rounded_int
 
     k = x_gmem.shape[1]
     vec = next(v for v in (8, 4, 2, 1) if k % (128 * v) == 0)
@@ -824,9 +824,7 @@ def _x_prologue(x_gmem, xb, xs, qs, layout: str, m: int, m_pad: int, kp: int) ->
         xf = xv.astype(jnp.float32)
         amax = jnp.max(jnp.abs(xf))
         scale = jnp.where(amax > 0, amax / INT8_X_MAX[layout], 1.0)
-        inv = 1.0 / scale
-        # round to nearest even, as the preparation kernel does (x / s + 1.5 * 2**23)
-        q = lax.bitcast_convert_type(xf * inv + MAGIC, jnp.int32) - jnp.int32(MAGIC_BITS)
+        q = rounded_int(xf * (1.0 / scale))  # as the preparation kernel rounds
         xb[i, pl.ds(0, k)] = xv
         if kp > k:
             xb[i, pl.ds(k, kp - k)] = jnp.zeros((kp - k,), jnp.bfloat16)
@@ -1056,14 +1054,11 @@ def mosaic_ternary_matmul(
             f"shared memory a CTA (got M={m}, K={k}: "
             f"{x_in_kernel_smem_bytes(cfg, layout, m, k)} bytes)"
         )
-    if x_in_kernel:
-        x_rows, x_itemsize, acc_dtype = 2 * m_pad, 1, jnp.int32
-        decode = _int8_decode_fn(layout, (tile_wg, bk))
-        spread, plane_decoders = _int8_plane_decode_fns(layout, (tile_wg, bk))
-    elif cfg.int8:
-        from kernels_pallas.int8_prep import int8_operands_pallas
+    if cfg.int8:
+        if not x_in_kernel:  # else each CTA prepares x (kernel_x below)
+            from kernels_pallas.int8_prep import int8_operands_pallas
 
-        xk, xscale, offset = int8_operands_pallas(x, layout, rows, m_pad)
+            xk, xscale, offset = int8_operands_pallas(x, layout, rows, m_pad)
         x_rows, x_itemsize, acc_dtype = 2 * m_pad, 1, jnp.int32
         decode = _int8_decode_fn(layout, (tile_wg, bk))
         spread, plane_decoders = _int8_plane_decode_fns(layout, (tile_wg, bk))

@@ -37,6 +37,13 @@ MAGIC = 12582912.0  # 1.5 * 2**23: v + MAGIC rounds v (|v| < 2**22) to an intege
 MAGIC_BITS = 0x4B400000  # ... whose bits are MAGIC_BITS + round(v)
 
 
+def rounded_int(v: jax.Array) -> jax.Array:
+    """``round(v)`` (to nearest even) as int32 for float32 ``|v| < 2**22``: the bits of
+    ``v + MAGIC`` less ``MAGIC_BITS``, two instructions where a rounding conversion lowers to
+    more in some of the kernels' lowerings."""
+    return lax.bitcast_convert_type(v + MAGIC, jnp.int32) - jnp.int32(MAGIC_BITS)
+
+
 # One block per plane: $4..$7 = the bytes of rows 4g + 0..3 (4 columns each), $8..$11 = the x
 # words of rows 4g, 4g + 1 (lo), $12..$15 of rows 4g + 2, 4g + 3 (hi), $16..$19 = the sums of
 # the 4 columns; returns the 4 updated sums. ptxas shares the transpose (and the 1.6-bit lane
@@ -209,8 +216,7 @@ def _kernel(
         out = []
         for q in range(4):
             xq = _rows(x_ref, j * rows + r0 + q, groups, 4, jnp.int32(row), decode, False, limit[j])
-            bits = lax.bitcast_convert_type(xq.astype(jnp.float32) * inverse + MAGIC, jnp.int32)
-            out.append(bits - jnp.int32(MAGIC_BITS))
+            out.append(rounded_int(xq.astype(jnp.float32) * inverse))
         return out
 
     def words(values: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
