@@ -62,6 +62,8 @@ PROBES = {
     "tma": "the pipeline's TMA copies alone: no shared-memory load, decode or wgmma",
     "one": "+ the packed tile loaded to registers and one wgmma a step on its raw bytes",
     "raw": "+ every plane's wgmma, on the raw bytes (no decode)",
+    "xpro": "x_in_kernel without its prologue (x's rows, scales and sums left unread)",
+    "xstep": "x_in_kernel without quantizing x's tiles (left as zeroed)",
 }
 """The s8 kernel's step cut down, to time each link of its chain (``probe-KIND:TILING``); the
 products are wrong by design. The full step is ``mosaic:TILING``."""
@@ -73,6 +75,10 @@ def _probe_patches(kind: str, layout: str):
     ``PROBES[kind]`` says (``tma`` also drops the shared-memory load)."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
+    if kind in ("xpro", "xstep"):
+        with _x_in_kernel_patches(kind):
+            yield
+        return
     planes = layouts.TRITS_PER_BYTE[layout]
     outs = 1 if kind == "one" else planes
     identity = "\n".join(f"mov.b32 ${i}, ${outs};" for i in range(outs))
@@ -86,6 +92,28 @@ def _probe_patches(kind: str, layout: str):
         yield
     finally:
         mm._int8_decode_fn, plgpu.load = saved_decode, saved_load
+
+
+@contextlib.contextmanager
+def _x_in_kernel_patches(kind: str):
+    """While tracing: ``xpro``: the x_in_kernel prologue (``mosaic_matmul._x_prologue``) only
+    sets the scales to 1 and the sums to 0; ``xstep``: the quantization of x's tiles
+    (``mosaic_matmul._x_quantize_fn``) does nothing."""
+    saved_prologue, saved_quantize = mm._x_prologue, mm._x_quantize_fn
+
+    def constants_only(x_gmem, xb, xs, qs, layout, m, m_pad, kp):
+        for i in range(m_pad):
+            xs[i] = jnp.ones((128,), jnp.float32)
+            qs[i] = jnp.zeros((128,), jnp.int32)
+
+    if kind == "xpro":
+        mm._x_prologue = constants_only
+    else:
+        mm._x_quantize_fn = lambda *args: lambda xb, xq, xs: None
+    try:
+        yield
+    finally:
+        mm._x_prologue, mm._x_quantize_fn = saved_prologue, saved_quantize
 
 
 def probe_fn(kind: str, cfg: MosaicConfig, layout: str):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from kernels_pallas.mosaic_matmul import (
     MosaicConfig,
     is_hopper,
     mosaic_ternary_matmul,
     preferred_mosaic_config,
+    x_in_kernel_ok,
 )
 from kernels_pallas.reference import ternary_matmul_reference
 from kernels_pallas.triton_matmul import BlockConfig, ternary_matmul_pallas
@@ -78,6 +80,9 @@ def ternary_matmul(
         cfg = mosaic_config
         if cfg is None and config is None:
             cfg = preferred_mosaic_config(layout, m, k, packed.shape[1], device)
+            n, scale_shape = packed.shape[1], jnp.shape(scale)
+            if cfg and cfg.x_in_kernel and not x_in_kernel_ok(cfg, layout, m, k, n, scale_shape):
+                cfg = cfg.replace(x_in_kernel=False)  # e.g. gamma blocks the epilogue cannot take
         if cfg is not None:
             return mosaic_ternary_matmul(x, packed_t, scale, layout, cfg)
     if interpret or _cuda_device(x):

@@ -34,8 +34,8 @@ bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
 recombined (:func:`int8_operands`, :func:`finish_int8`): with one split by the kernel itself,
 which then writes the bf16 product (:func:`_int8_finish_fn`), so that a call is x's preparation
 and this kernel, two launches; with more, by XLA after it. ``MosaicConfig.x_in_kernel`` (M up
-to 4, opt-in, not yet run on a GPU) has each CTA prepare x itself (:func:`_x_prologue`,
-:func:`_x_quantize_fn`): one launch a call.
+to 4; the rules take it at M = 1) has each CTA prepare x itself in a prologue
+(:func:`_x_prologue`, :func:`_x_quantize_fn`): one launch a call.
 
 Only a GPU with Mosaic GPU (sm_90a) runs it; jax's CPU interpreter has no register-A ``wgmma``,
 so the CPU tests check its host-side arithmetic (K order, operands, epilogue) against float64
@@ -83,9 +83,9 @@ class MosaicConfig:
       to int16 a row and split into two signed bytes (:func:`int8_operands`), int32 sums.
       block_k 64 or 128 (Mosaic has no s8 register operand at a 32-byte swizzle).
     x_in_kernel: with int8, one split, one warpgroup and ``in_flight`` 0, for M up to
-      ``X_IN_KERNEL_MAX_M``: the kernel prepares x itself (:func:`_x_quantize_fn`), so that a
-      call is one launch instead of two. Not yet run on a GPU (2026-12-02): no table or rule
-      takes it; ``benchmarks/mosaic_wgmma_probe.py``'s check covers it.
+      ``X_IN_KERNEL_MAX_M``: each CTA prepares x itself in a prologue (:func:`_x_prologue`,
+      :func:`_x_quantize_fn`), so that a call is one launch instead of two; the rules take it
+      up to ``X_IN_KERNEL_RULE_MAX_M``. ``benchmarks/mosaic_wgmma_probe.py``'s check covers it.
     """
 
     tile_n: int = 128
@@ -151,6 +151,12 @@ it took 22.5-22.9 us of GPU time against 27.1-27.5 for the CUDA-core kernels (2-
 28.2-28.6 against 31.4-31.7, six traced calls) and, in jits of 24 calls (``kernels.py
 --min-calls 24``), 24.0 against 27.6 us (1.6-bit 30.5 against 32.2). In jits of 2 or 3 calls the
 host's cost of each execution hides that (docs/benchmarks.md)."""
+X_IN_KERNEL_RULE_MAX_M = 1
+"""Up to this M the rules prepare x in the s8 kernel (``MosaicConfig.x_in_kernel``): on the
+H200's 8192 x 28672 at M = 1 a call took 21.3-21.5 us of GPU time against 22.6-22.8 for the
+preparation's launch and the kernel (2-bit) and 22.0-22.2 against 23.9-24.2 (1.6-bit), three
+calls; at M = 2 23.5-23.6 against 22.9 and 24.3-24.4 against 24.1-24.3, at M = 4 (one CTA an
+SM: 133 KB of shared memory) 37.1 and 40.6 against 23.1-23.9."""
 INT8_MAX_M = 16
 """Up to this M the rules take the s8 MMA (``MosaicConfig.int8``): on the H200's 8192 x 28672 at
 M = 16 it ran 2-bit in 31.6-42.7 us against 38.5-52.0 for the bf16 MMA's best tiling, 1.6-bit in
@@ -213,7 +219,8 @@ def default_mosaic_config(layout: str, m: int, k: int, n: int, num_sms: int = 13
     up to M = ``INT8_MAX_M`` the s8 MMA, 128 columns and 128 packed rows a step (64 where 128
     does not divide R), 2 stages, and no split-K once the tiles fill every SM (one split
     writes the product in the kernel, :func:`fused_int8_epilogue`: on the H200's 8192 x 28672,
-    224 tiles, split 1 beat split 2 at M = 1 to 16); else
+    224 tiles, split 1 beat split 2 at M = 1 to 16), and up to M = ``X_IN_KERNEL_RULE_MAX_M``
+    x prepared in the kernel (``x_in_kernel``) where it fits; else
     128 output columns a CTA and 64 packed rows a step (32 where 64 does not divide R);
     2-bit: one warpgroup, 2 stages; 1.6-bit: warp-specialized, 4 stages; above M = 64 one
     warpgroup, 2 stages and 32 rows a step (the x tiles grow with M: shared memory). Split-K
@@ -224,7 +231,11 @@ def default_mosaic_config(layout: str, m: int, k: int, n: int, num_sms: int = 13
         block_k = 128 if rows % 128 == 0 else 64
         tiles = n // tile_n
         split = 1 if tiles >= num_sms else even_split(rows // block_k, tiles, num_sms)
-        return MosaicConfig(tile_n, block_k, split, stages=2, compute_wgs=1, int8=True)
+        cfg = MosaicConfig(tile_n, block_k, split, stages=2, compute_wgs=1, int8=True)
+        in_kernel = cfg.replace(x_in_kernel=True)
+        if m <= X_IN_KERNEL_RULE_MAX_M and x_in_kernel_ok(in_kernel, layout, m, k, n, ()):
+            return in_kernel
+        return cfg
     block_k = 64 if rows % 64 == 0 and m <= 64 else 32
     split = even_split(rows // block_k, n // tile_n, 2 * num_sms)
     if layout == "2bit" or m > 64:
@@ -707,7 +718,12 @@ def fused_int8_epilogue(cfg: MosaicConfig, n: int, scale_shape) -> bool:
 
 
 def _int8_finish_fn(
-    m: int, m_pad: int, tile_wg: int, planes: int, gamma_block: int, stats_by_row: bool = False
+    m: int,
+    m_pad: int,
+    tile_wg: int,
+    planes: int,
+    gamma_block: int,
+    interleaved: bool = False,
 ):
     """``plgpu.inline_mgpu`` function finishing one warpgroup's s8 tile in the kernel: the
     int32 accumulator ``[tile_wg, 2 m_pad]`` (low bytes' sums, then high bytes'), x's offset
@@ -717,9 +733,12 @@ def _int8_finish_fn(
     :func:`finish_int8` would (``256 hi + (lo - offset)``, times x's scale and
     gamma, bf16), a thread its own elements. Transposing by address costs no shuffle: the
     output is ``M x tile_wg`` bf16 (4 KB a CTA at M = 16), so that the stores' poor coalescing
-    weighs nothing against a launch of its own. ``stats_by_row`` (x prepared in the kernel):
-    x's offset and scale come as ``[m_pad, 128]`` refs whose row i starts with row i's
-    ``sum q`` over every plane and its scale."""
+    weighs nothing against a launch of its own. ``interleaved`` (x prepared in the kernel,
+    :func:`_x_quantize_fn`): the accumulator is ``[tile_wg, 2 m_pad]`` with row i's low bytes'
+    sums in column ``2 i`` and its high bytes' in ``2 i + 1`` (a thread holds both: the
+    ``wgmma`` layout's registers are pairs of adjacent columns), and x's offset and scale come
+    as ``[m_pad, 128]`` refs whose row i starts with row i's ``sum q`` over every plane and
+    its scale."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import arith, memref
@@ -737,13 +756,22 @@ def _int8_finish_fn(
             return arith.constant(index, v)
 
         lows, highs = [], []
-        acc[:, :m_pad].foreach(lambda v, idx: lows.append((v, idx)))
-        acc[:, m_pad:].foreach(lambda v, idx: highs.append(v))
+        if interleaved:  # (lo, hi) of a row of x: one register's two elements, in turn
+            if ir.VectorType(acc.registers.flat[0].type).shape != [2]:
+                raise ValueError("x_in_kernel: expected the wgmma layout's column pairs")
+            pairs: list = []
+            acc.foreach(lambda v, idx: pairs.append((v, idx)))
+            for (lo, (row, col)), (hi, _) in zip(pairs[::2], pairs[1::2], strict=True):
+                lows.append((lo, (row, arith.divui(col, const(2)))))
+                highs.append(hi)
+        else:
+            acc[:, :m_pad].foreach(lambda v, idx: lows.append((v, idx)))
+            acc[:, m_pad:].foreach(lambda v, idx: highs.append(v))
         # every load before any store: none of them waits behind a store, and LLVM may merge
         # those of the same address (x's sums and scale a column, gamma a row)
         terms = []
         for (lo, (row, col)), hi in zip(lows, highs, strict=True):
-            if stats_by_row:
+            if interleaved:
                 lo = arith.subi(lo, memref.load(offset_ref, [col, const(0)]))
                 xscale = memref.load(xscale_ref, [col, const(0)])
             else:
@@ -773,31 +801,35 @@ def _int8_finish_fn(
 # x prepared in the kernel (MosaicConfig.x_in_kernel)
 
 X_IN_KERNEL_MAX_M = 4
-"""Largest M for ``MosaicConfig.x_in_kernel``: a step quantizes M rows of every plane on the
-CTA's chain, and each CTA holds x's rows as bf16 in shared memory (16.6 KB a row at K = 8192:
-up to M = 3 there a CTA needs under half an SM's 228 KB, the two CTAs an SM that the shipped
-tiling runs at; :func:`x_in_kernel_smem_bytes`)."""
+"""Largest M for ``MosaicConfig.x_in_kernel``: x's tiles hold M rows of low bytes and M of high
+bytes in 8 (the s8 ``wgmma``'s smallest N; ``2 X_IN_KERNEL_HALF``)."""
+X_IN_KERNEL_HALF = 4
+"""With ``x_in_kernel`` x's tiles have ``2 X_IN_KERNEL_HALF`` rows, row ``2 i`` row i's low
+bytes and ``2 i + 1`` its high ones (the other paths pad M to 8 and so take 16 rows)."""
 SMEM_BYTES_PER_CTA = 227 * 1024
 """The most dynamic shared memory a Hopper CTA may have."""
 
 
 def x_in_kernel_smem_bytes(cfg: MosaicConfig, layout: str, m: int, k: int) -> int:
-    """Shared memory of a CTA with ``x_in_kernel``: the weight stages, x's rows as bf16, the s8
-    tile and the rows' scales and sums."""
+    """Shared memory of a CTA with ``x_in_kernel``: x's s8 tiles for every step, the rows'
+    scales and sums, and the larger of the prologue's bf16 copy of x's rows and the weights'
+    pipeline stages (one scope after the other, the same bytes)."""
     rows = layouts.rows_per_plane(k, layout)
     planes = layouts.TRITS_PER_BYTE[layout]
-    m_pad = padded_m(m)
+    steps = rows // cfg.block_k
     weights = cfg.stages * cfg.tile_n * cfg.block_k
-    return weights + 2 * m * planes * rows + planes * 2 * m_pad * cfg.block_k + 2 * m_pad * 512
+    x_tiles = steps * planes * 2 * X_IN_KERNEL_HALF * cfg.block_k
+    return max(weights, 2 * m * planes * rows) + x_tiles + 2 * X_IN_KERNEL_HALF * 512
 
 
 def x_in_kernel_ok(cfg: MosaicConfig, layout: str, m: int, k: int, n: int, scale_shape) -> bool:
     """Whether ``cfg.x_in_kernel`` can run this point: the s8 MMA with its own epilogue
-    (:func:`fused_int8_epilogue`), one warpgroup, ``in_flight`` 0, M up to
+    (:func:`fused_int8_epilogue`), 128 packed rows a step, one warpgroup, ``in_flight`` 0, M up to
     ``X_IN_KERNEL_MAX_M`` and a CTA's shared memory (:func:`x_in_kernel_smem_bytes`) within
     ``SMEM_BYTES_PER_CTA``."""
     return (
         cfg.int8
+        and cfg.block_k == 128
         and cfg.compute_wgs == 1
         and not cfg.in_flight
         and m <= X_IN_KERNEL_MAX_M
@@ -811,7 +843,7 @@ def _x_prologue(x_gmem, xb, xs, qs, layout: str, m: int, m_pad: int, kp: int) ->
     into ``xb`` (``[M, planes R]`` bf16 in shared memory, zeros past K), each row's scale
     (``max |x| / INT8_X_MAX``, 1 for a zero row) into ``xs[i]`` and its ``sum q`` (int32,
     exact) into ``qs[i]``, as :func:`int8_operands` computes them; padding rows get scale 1 and
-    sum 0."""
+    sum 0. Every row's load is issued before the first reduction waits on one."""
     import jax.experimental.pallas as pl
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
@@ -819,8 +851,9 @@ def _x_prologue(x_gmem, xb, xs, qs, layout: str, m: int, m_pad: int, kp: int) ->
 
     k = x_gmem.shape[1]
     vec = next(v for v in (8, 4, 2, 1) if k % (128 * v) == 0)
-    for i in range(m):
-        xv = plgpu.load(x_gmem.at[i], (), layout=plgpu.Layout.WG_STRIDED((k,), vec_size=vec))
+    layout_ = plgpu.Layout.WG_STRIDED((k,), vec_size=vec)
+    loaded = [plgpu.load(x_gmem.at[i], (), layout=layout_) for i in range(m)]
+    for i, xv in enumerate(loaded):
         xf = xv.astype(jnp.float32)
         amax = jnp.max(jnp.abs(xf))
         scale = jnp.where(amax > 0, amax / INT8_X_MAX[layout], 1.0)
@@ -891,15 +924,16 @@ def _x_zero_fn(planes: int, x_rows: int, bk: int, transforms):
     return zero
 
 
-def _x_quantize_fn(layout: str, m: int, m_pad: int, rows: int, bk: int, transforms):
-    """``plgpu.inline_mgpu`` function writing one step's x tile for the s8 ``wgmma``s from the
-    bf16 rows in shared memory: ``quantize(xb_step, xq, xs)``, ``xb_step`` the ``[M, (planes
-    - 1) R + bk]`` view of x's rows starting at the step's first packed row (plane j's columns
-    at ``j R``), ``xq`` the ``[planes, 2 m_pad, bk]`` s8 tile (128-byte swizzle), ``xs`` the
-    scales (:func:`_x_prologue`). As :func:`int8_operands`: ``q = round(x / scale)``, folded
-    planes ``q_j - 3 q_(j+1)``, split into the low byte (row i) and the high one (row
-    ``m_pad + i``). A thread takes 4 consecutive bytes of a plane's row: word ``t mod
-    (bk / 4)`` of planes ``t div (bk / 4)`` and every ``128 / (bk / 4)``-th after it."""
+def _x_quantize_fn(layout: str, m: int, rows: int, bk: int, transforms):
+    """``plgpu.inline_mgpu`` function writing x's s8 tiles for every step of the s8 ``wgmma``s
+    from the bf16 rows in shared memory, once a CTA: ``quantize(xb, xq, xs)``, ``xb`` x's rows
+    ``[M, planes R]`` (plane j's columns at ``j R``), ``xq`` the ``[steps planes, 8, bk]``
+    s8 tiles (step s's planes at ``s planes``, 128-byte swizzle), ``xs`` the scales
+    (:func:`_x_prologue`). As :func:`int8_operands`: ``q = round(x / scale)``, folded planes
+    ``q_j - 3 q_(j+1)``, split into the low byte (row ``2 i``) and the high one (``2 i + 1``).
+    A thread takes 4 consecutive bytes of a tile's row: word ``t mod (bk / 4)`` of tiles ``t
+    div (bk / 4)`` and every ``128 / (bk / 4)``-th after it. Starts with a warpgroup barrier
+    (``xb`` and the zeroed tiles were written by every thread)."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import arith, memref, vector
@@ -909,6 +943,7 @@ def _x_quantize_fn(layout: str, m: int, m_pad: int, rows: int, bk: int, transfor
     planes, folded = layouts.TRITS_PER_BYTE[layout], FOLDED_PLANES[layout]
     words = bk // 4
     groups = 128 // words
+    tiles = rows // bk * planes
     if bk != 128:
         raise ValueError(f"x_in_kernel: block_k must be 128 (one swizzled row a plane), not {bk}")
 
@@ -919,7 +954,6 @@ def _x_quantize_fn(layout: str, m: int, m_pad: int, rows: int, bk: int, transfor
         from jax.experimental.mosaic.gpu import utils as mgpu_utils
 
         del ctx
-        # every thread past the last step's wgmma_wait before the tile is overwritten
         mgpu_utils.warpgroup_barrier()
         i32, index, f32 = ir.IntegerType.get_signless(32), ir.IndexType.get(), ir.F32Type.get()
         i8 = ir.IntegerType.get_signless(8)
@@ -936,33 +970,41 @@ def _x_quantize_fn(layout: str, m: int, m_pad: int, rows: int, bk: int, transfor
             for i in range(m)
         ]
         t = mgpu_utils.thread_idx()
-        word = arith.remui(t, ci(words))
-        col = arith.muli(word, ci(4))
+        col = arith.muli(arith.remui(t, ci(words)), ci(4))
         group = arith.divui(t, ci(words))
 
-        def quantized(i: int, plane):
-            at = arith.addi(arith.muli(plane, ci(rows)), col)
+        def quantized(i: int, plane, start):
+            at = arith.addi(arith.addi(arith.muli(plane, ci(rows)), start), col)
             x = vector.load(v4(ir.BF16Type.get()), xb, [ix(ci(i)), ix(at)])
             scaled = arith.addf(arith.mulf(arith.extf(v4(f32), x), inv[i]), magic)
             return arith.subi(arith.bitcast(v4(i32), scaled), magic_bits)
 
-        for u in range(-(-planes // groups)):
-            j = arith.addi(group, ci(groups * u))
-            with mgpu_utils.when(arith.cmpi(arith.CmpIPredicate.ult, j, ci(planes))):
-                nxt = arith.minui(arith.addi(j, ci(1)), ci(planes - 1))
-                fold = arith.cmpi(arith.CmpIPredicate.ult, j, ci(folded))
-                for i in range(m):
-                    v = quantized(i, j)
-                    if folded:
-                        three = splat(i32, ci(3))
-                        v = arith.select(
-                            fold, arith.subi(v, arith.muli(three, quantized(i, nxt))), v
-                        )
-                    hi = arith.shrsi(arith.addi(v, splat(i32, ci(128))), splat(i32, ci(8)))
-                    lo = arith.subi(v, arith.shli(hi, splat(i32, ci(8))))
-                    for row, value in ((i, lo), (m_pad + i, hi)):
-                        at = [j, ci(row // 8), ci(0), ci(row % 8), _swizzled_col(ci(row), col)]
-                        vector.store(arith.trunci(v4(i8), value), xq, [ix(a) for a in at])
+        def tile(p):
+            """x's tile p (step ``p div planes``, plane ``p mod planes``), this thread's words."""
+            j = arith.remui(p, ci(planes))
+            start = arith.muli(arith.divui(p, ci(planes)), ci(bk))
+            nxt = arith.minui(arith.addi(j, ci(1)), ci(planes - 1))
+            fold = arith.cmpi(arith.CmpIPredicate.ult, j, ci(folded))
+            for i in range(m):
+                v = quantized(i, j, start)
+                if folded:
+                    three = splat(i32, ci(3))
+                    v = arith.select(
+                        fold, arith.subi(v, arith.muli(three, quantized(i, nxt, start))), v
+                    )
+                hi = arith.shrsi(arith.addi(v, splat(i32, ci(128))), splat(i32, ci(8)))
+                lo = arith.subi(v, arith.shli(hi, splat(i32, ci(8))))
+                for row, value in ((2 * i, lo), (2 * i + 1, hi)):
+                    at = [p, ci(row // 8), ci(0), ci(row % 8), _swizzled_col(ci(row), col)]
+                    vector.store(arith.trunci(v4(i8), value), xq, [ix(a) for a in at])
+
+        for u in range(-(-tiles // groups)):
+            p = arith.addi(group, ci(groups * u))
+            if groups * (u + 1) <= tiles:
+                tile(p)
+                continue
+            with mgpu_utils.when(arith.cmpi(arith.CmpIPredicate.ult, p, ci(tiles))):
+                tile(p)
 
     return quantize
 
@@ -1049,9 +1091,9 @@ def mosaic_ternary_matmul(
         fuse_epilogue and x_in_kernel_ok(cfg, layout, m, k, n, jnp.shape(scale))
     ):
         raise ValueError(
-            f"{cfg}: x_in_kernel needs int8, one split, one warpgroup, in_flight 0, the fused "
-            f"epilogue, M <= {X_IN_KERNEL_MAX_M} and at most {SMEM_BYTES_PER_CTA} bytes of "
-            f"shared memory a CTA (got M={m}, K={k}: "
+            f"{cfg}: x_in_kernel needs int8, 128 packed rows a step, one split, one warpgroup, "
+            f"in_flight 0, the fused epilogue, M <= {X_IN_KERNEL_MAX_M} and at most "
+            f"{SMEM_BYTES_PER_CTA} bytes of shared memory a CTA (got M={m}, K={k}: "
             f"{x_in_kernel_smem_bytes(cfg, layout, m, k)} bytes)"
         )
     if cfg.int8:
@@ -1111,9 +1153,7 @@ def mosaic_ternary_matmul(
         gamma = jnp.asarray(scale, jnp.float32).reshape(-1)
         gamma_block = n // gamma.shape[0]
         per_tile = gamma_block % tile_wg == 0
-        finish_tile = _int8_finish_fn(
-            m, m_pad, tile_wg, planes, 0 if per_tile else gamma_block, stats_by_row=x_in_kernel
-        )
+        finish_tile = _int8_finish_fn(m, m_pad, tile_wg, planes, 0 if per_tile else gamma_block)
 
     def unpack(refs):
         """The kernel's refs: x, the packed bytes, the output, the fused epilogue's operands
@@ -1185,42 +1225,54 @@ def mosaic_ternary_matmul(
 
     if x_in_kernel:
         kp = planes * rows
+        half = X_IN_KERNEL_HALF
         x_tile = _swizzle_transforms(bk, 1)
-        zero_tile = _x_zero_fn(planes, x_rows, bk, x_tile)
-        quantize = _x_quantize_fn(layout, m, m_pad, rows, bk, x_tile)
-        span = (planes - 1) * rows + bk
+        zero_tiles = _x_zero_fn(steps * planes, 2 * half, bk, x_tile)
+        quantize = _x_quantize_fn(layout, m, rows, bk, x_tile)
+        finish_x = _int8_finish_fn(
+            m, half, tile_wg, planes, 0 if per_tile else gamma_block, interleaved=True
+        )
 
-        def kernel_x(x_gmem, w_gmem, g_gmem, o_gmem, xb, xq, xs, qs):
-            """x prepared in the kernel: the prologue, then a step quantizes its x tile into
-            ``xq`` (one buffer: the step before waited for its ``wgmma``s) ahead of the MMA."""
-            _x_prologue(x_gmem, xb, xs, qs, layout, m, m_pad, kp)
-            zero_tile(xq)
-            plgpu.commit_smem()
+        def kernel_x(x_gmem, w_gmem, g_gmem, o_gmem, xq, xs, qs):
+            """x prepared in the kernel: a prologue (x's rows to shared memory, their scales
+            and sums, and the s8 tiles of every step, ``xq``), then the pipeline over the
+            packed bytes alone. The prologue's bf16 rows are scoped: the pipeline's stages
+            take their bytes."""
+            tile = lax.axis_index("n")
+
+            def prologue(xb):
+                _x_prologue(x_gmem, xb, xs, qs, layout, m, half, kp)
+                zero_tiles(xq)
+                quantize(xb, xq, xs)
+                plgpu.commit_smem()
+
+            pl.run_scoped(prologue, plgpu.SMEM((m, kp), jnp.bfloat16))
 
             def acc_scope(acc_ref):
                 def body(indices, w_smem):
-                    quantize(xb.at[:, pl.ds(indices[0] * bk, span)], xq, xs)
-                    plgpu.commit_smem()
-                    mma_step(w_smem, xq, acc_ref)
+                    step_tiles = xq.at[pl.ds(indices[0] * planes, planes)]
+                    mma_step(w_smem, step_tiles, acc_ref)
 
-                cols = pl.ds(lax.axis_index("n") * tile_n, tile_n)
+                cols = pl.ds(tile * tile_n, tile_n)
                 plgpu.emit_pipeline(
                     body, grid=(steps,), in_specs=[w_spec], max_concurrent_steps=cfg.stages
                 )(w_gmem.at[cols])
-                store(acc_ref, None, o_gmem, 0, (qs, xs, g_gmem))
+                plgpu.wgmma_wait(0)
+                width = 1 if per_tile else tile_wg // gamma_block
+                gammas = g_gmem.at[pl.ds(tile * tile_n // gamma_block, width)]
+                finish_x(acc_ref[...], qs, xs, gammas, o_gmem.at[:, pl.ds(tile * tile_n, tile_wg)])
 
-            pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, x_rows), acc_dtype))
+            pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, 2 * half), acc_dtype))
 
         return plgpu.kernel(
             kernel_x,
             out_type=jax.ShapeDtypeStruct((m, n), x.dtype),
-            grid=(n // tile_n, 1),
-            grid_names=("n", "s"),
+            grid=(n // tile_n,),
+            grid_names=("n",),
             scratch_types=[
-                plgpu.SMEM((m, kp), jnp.bfloat16),
-                plgpu.SMEM((planes, x_rows, bk), jnp.int8, transforms=x_tile),
-                plgpu.SMEM((m_pad, 128), jnp.float32),
-                plgpu.SMEM((m_pad, 128), jnp.int32),
+                plgpu.SMEM((steps * planes, 2 * half, bk), jnp.int8, transforms=x_tile),
+                plgpu.SMEM((half, 128), jnp.float32),
+                plgpu.SMEM((half, 128), jnp.int32),
             ],
         )(x, packed_t, gamma)
 

@@ -271,6 +271,38 @@ def test_gpu_timeline_probes_cut_the_s8_step_down(layout: str) -> None:
         timeline.variant_fn("probe-decode:128/128/1/2/1/0/1", layout)
 
 
+@pytest.mark.parametrize("layout", ["2bit", "1.6bit"])
+def test_gpu_timeline_x_in_kernel_probes_drop_a_part_of_the_prologue(layout: str) -> None:
+    """``probe-xpro`` and ``probe-xstep`` lower (on the CPU, for the GPU) to one kernel each,
+    each unlike the full x_in_kernel kernel and unlike the other (the prologue's x and its
+    quantization dropped while tracing), and the patches do not outlive the tracing."""
+    import jax
+
+    from kernels_pallas import mosaic_matmul as mm
+
+    timeline = _load("gpu_timeline")
+    k = {"2bit": 2048, "1.6bit": 2560}[layout]
+    rows = layouts.rows_per_plane(k, layout)
+    prologue, quantize = mm._x_prologue, mm._x_quantize_fn
+    texts = {}
+    for kind in ("probe-xpro", "probe-xstep", "mosaic"):
+        fn, _ = timeline.variant_fn(f"{kind}:128/128/1/2/1/0/1/1", layout)
+        text = (
+            jax.jit(fn)
+            .trace(
+                jax.ShapeDtypeStruct((1, k), jnp.bfloat16),
+                jax.ShapeDtypeStruct((512, rows), jnp.uint8),
+            )
+            .lower(lowering_platforms=("cuda",))
+            .as_text()
+        )
+        calls = [line for line in text.splitlines() if "custom_call @" in line]
+        assert len(calls) == 1 and "mosaic_gpu" in calls[0]
+        texts[kind] = calls[0]
+    assert mm._x_prologue is prologue and mm._x_quantize_fn is quantize
+    assert len(set(texts.values())) == 3
+
+
 def test_gpu_timeline_speedups_pair_each_point_with_its_bf16() -> None:
     """``speedups``: every variant's point against the bf16 point of the same shape and M, on
     the GPU's clock (busy) and on the wall clock; points without a bf16 twin are left out."""

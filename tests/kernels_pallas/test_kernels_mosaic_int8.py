@@ -517,7 +517,7 @@ def test_x_in_kernel_lowers_to_one_launch(
         (1, X_IN_KERNEL.replace(compute_wgs=2), True, "one warpgroup"),
         (1, X_IN_KERNEL.replace(int8=False), True, "int8"),
         (1, X_IN_KERNEL, False, "fused"),
-        (1, X_IN_KERNEL.replace(block_k=64), True, "block_k must be 128"),
+        (1, X_IN_KERNEL.replace(block_k=64), True, "128 packed rows a step"),
     ],
 )
 def test_x_in_kernel_refuses_what_it_does_not_cover(m, cfg, fuse, match) -> None:
@@ -536,15 +536,16 @@ def test_x_in_kernel_refuses_what_it_does_not_cover(m, cfg, fuse, match) -> None
 
 def test_x_in_kernel_counts_its_shared_memory() -> None:
     """A CTA's shared memory with ``x_in_kernel``, counted by hand for the 1.6-bit 8192-wide
-    layer (1664 rows a plane) at the shipped tiling: 2 stages of 128 x 128 weight bytes, M rows
-    of 5 x 1664 bf16, a 5 x 16 x 128 s8 tile and 8 rows of 128 float32 scales and int32 sums;
-    two CTAs an SM up to M = 3 there; K = 65536 at M = 4 does not fit a CTA and is refused."""
+    layer (1664 rows a plane, 13 steps) at the shipped tiling: the larger of 2 stages of 128 x
+    128 weight bytes and M rows of 5 x 1664 bf16 (one scope after the other), the s8 tiles of
+    13 steps x 5 planes x 8 rows x 128, and 4 rows of 128 float32 scales and int32 sums; two
+    CTAs an SM up to M = 2 there; K = 65536 at M = 4 does not fit a CTA and is refused."""
     from kernels_pallas.mosaic_matmul import SMEM_BYTES_PER_CTA, x_in_kernel_smem_bytes
 
     for m in (1, 2, 3, 4):
-        want = 2 * 128 * 128 + m * 5 * 1664 * 2 + 5 * 16 * 128 + 2 * 8 * 128 * 4
+        want = max(2 * 128 * 128, m * 5 * 1664 * 2) + 13 * 5 * 8 * 128 + 2 * 4 * 128 * 4
         assert x_in_kernel_smem_bytes(X_IN_KERNEL, "1.6bit", m, 8192) == want
-        assert (2 * want <= 228 * 1024) == (m <= 3)
+        assert (2 * want <= 228 * 1024) == (m <= 2)
     assert x_in_kernel_smem_bytes(X_IN_KERNEL, "2bit", 4, 65536) > SMEM_BYTES_PER_CTA
     from kernels_pallas.mosaic_matmul import mosaic_ternary_matmul
 
@@ -555,3 +556,51 @@ def test_x_in_kernel_counts_its_shared_memory() -> None:
             jax.ShapeDtypeStruct((4, 65536), jnp.bfloat16),
             jax.ShapeDtypeStruct((256, rows), jnp.uint8),
         )
+
+
+def test_rules_prepare_x_in_the_kernel_at_m1_where_it_fits() -> None:
+    """Unmeasured points at M = 1 (``X_IN_KERNEL_RULE_MAX_M``) take ``x_in_kernel`` where the
+    s8 tiling it needs is the rules' choice (one split, 128 packed rows a step): the 8192 x
+    28672 layer of both layouts; not at M = 2, not with split-K (2-bit 8192 x 8192: 64 tiles of
+    16 steps, 4 splits), not at 64 rows a step (1.6-bit K = 8000)."""
+    from kernels_pallas.mosaic_matmul import X_IN_KERNEL_RULE_MAX_M, default_mosaic_config
+
+    assert X_IN_KERNEL_RULE_MAX_M == 1
+    for layout in ("2bit", "1.6bit"):
+        assert default_mosaic_config(layout, 1, 8192, 28672).x_in_kernel
+        assert default_mosaic_config(layout, 1, 8192, 28672).replace(x_in_kernel=False) == (
+            default_mosaic_config(layout, 2, 8192, 28672)
+        )
+    assert not default_mosaic_config("2bit", 1, 8192, 8192).x_in_kernel  # split 4
+    assert not default_mosaic_config("1.6bit", 1, 8000, 28672).x_in_kernel
+
+
+def test_dispatch_drops_x_in_kernel_for_gammas_its_epilogue_cannot_take(monkeypatch) -> None:
+    """``ternary_matmul`` on a Hopper GPU with the transposed copy: a rule's ``x_in_kernel``
+    choice goes to the Mosaic kernel as it is for a per-tensor scale, and without
+    ``x_in_kernel`` for gamma blocks of 192 columns (neither holding nor dividing a
+    warpgroup's 128, so the kernel cannot write the product itself)."""
+    from types import SimpleNamespace
+
+    import kernels_pallas.matmul as dispatch
+
+    h200 = SimpleNamespace(
+        platform="gpu", compute_capability="9.0", device_kind="NVIDIA H200", core_count=132
+    )
+    taken = []
+    monkeypatch.setattr(dispatch, "_device_of", lambda x: h200)
+    monkeypatch.setattr(
+        dispatch, "preferred_mosaic_config", lambda layout, m, k, n, device: X_IN_KERNEL
+    )
+    monkeypatch.setattr(
+        dispatch,
+        "mosaic_ternary_matmul",
+        lambda x, packed_t, scale, layout, cfg: taken.append(cfg) or x[:, :1],
+    )
+    k, n = 2048, 768
+    rows = layouts.rows_per_plane(k, "2bit")
+    x = jnp.ones((1, k), jnp.bfloat16)
+    packed, packed_t = jnp.zeros((rows, n), jnp.uint8), jnp.zeros((n, rows), jnp.uint8)
+    dispatch.ternary_matmul(x, packed, jnp.float32(1), "2bit", packed_t=packed_t)
+    dispatch.ternary_matmul(x, packed, jnp.ones((4,), jnp.float32), "2bit", packed_t=packed_t)
+    assert taken == [X_IN_KERNEL, X_IN_KERNEL.replace(x_in_kernel=False)]
