@@ -155,8 +155,9 @@ X_IN_KERNEL_RULE_MAX_M = 1
 """Up to this M the rules prepare x in the s8 kernel (``MosaicConfig.x_in_kernel``): on the
 H200's 8192 x 28672 at M = 1 a call took 21.3-21.5 us of GPU time against 22.6-22.8 for the
 preparation's launch and the kernel (2-bit) and 22.0-22.2 against 23.9-24.2 (1.6-bit), three
-calls; at M = 2 23.5-23.6 against 22.9 and 24.3-24.4 against 24.1-24.3, at M = 4 (one CTA an
-SM: 133 KB of shared memory) 37.1 and 40.6 against 23.1-23.9."""
+calls (21.2 / 22.0 once the tiles' padding rows were left unzeroed); at M = 2 23.0 against
+22.9 and 23.7 against 24.1-24.3 (level), at M = 4 (one CTA an SM: 133 KB of shared memory) 37.1
+and 40.6 against 23.1-23.9."""
 INT8_MAX_M = 16
 """Up to this M the rules take the s8 MMA (``MosaicConfig.int8``): on the H200's 8192 x 28672 at
 M = 16 it ran 2-bit in 31.6-42.7 us against 38.5-52.0 for the bf16 MMA's best tiling, 1.6-bit in
@@ -882,48 +883,6 @@ def _swizzled_col(row, col):
     )
 
 
-def _x_zero_fn(planes: int, x_rows: int, bk: int, transforms):
-    """``plgpu.inline_mgpu`` function zeroing the ``[planes, x_rows, bk]`` s8 tile (tiled by
-    ``(8, bk)``), 16 bytes a store: the rows past M stay zero for the whole kernel."""
-    import jax.experimental.pallas.mosaic_gpu as plgpu
-    from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import arith, vector
-
-    @plgpu.inline_mgpu(arg_types=(plgpu.RefType(transforms=transforms),))
-    def zero(ctx, xq):
-        from jax.experimental.mosaic.gpu import utils as mgpu_utils
-
-        del ctx
-        i32, index, i8 = (
-            ir.IntegerType.get_signless(32),
-            ir.IndexType.get(),
-            ir.IntegerType.get_signless(8),
-        )
-        zeros = vector.broadcast(ir.VectorType.get((16,), i8), arith.constant(i8, 0))
-        t = mgpu_utils.thread_idx()
-        chunks = planes * x_rows * bk // 16
-        for u in range(-(-chunks // 128)):
-            q = arith.addi(t, arith.constant(i32, 128 * u))
-            with mgpu_utils.when(
-                arith.cmpi(arith.CmpIPredicate.ult, q, arith.constant(i32, chunks))
-            ):
-                flat = arith.muli(q, arith.constant(i32, 16))
-                j = arith.divui(flat, arith.constant(i32, x_rows * bk))
-                rem = arith.remui(flat, arith.constant(i32, x_rows * bk))
-                row = arith.divui(rem, arith.constant(i32, bk))
-                col = arith.remui(rem, arith.constant(i32, bk))
-                at = [
-                    j,
-                    arith.divui(row, arith.constant(i32, 8)),
-                    arith.constant(i32, 0),
-                    arith.remui(row, arith.constant(i32, 8)),
-                    col,
-                ]
-                vector.store(zeros, xq, [arith.index_cast(index, v) for v in at])
-
-    return zero
-
-
 def _x_quantize_fn(layout: str, m: int, rows: int, bk: int, transforms):
     """``plgpu.inline_mgpu`` function writing x's s8 tiles for every step of the s8 ``wgmma``s
     from the bf16 rows in shared memory, once a CTA: ``quantize(xb, xq, xs)``, ``xb`` x's rows
@@ -933,7 +892,9 @@ def _x_quantize_fn(layout: str, m: int, rows: int, bk: int, transforms):
     ``q_j - 3 q_(j+1)``, split into the low byte (row ``2 i``) and the high one (``2 i + 1``).
     A thread takes 4 consecutive bytes of a tile's row: word ``t mod (bk / 4)`` of tiles ``t
     div (bk / 4)`` and every ``128 / (bk / 4)``-th after it. Starts with a warpgroup barrier
-    (``xb`` and the zeroed tiles were written by every thread)."""
+    (``xb`` was written by every thread). Rows ``2 M`` to 7 are not written: their products
+    land in the accumulator's columns past x's rows, which the epilogue does not read
+    (int32 sums, so whatever the bytes, nothing but those columns changes)."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
     from jaxlib.mlir import ir
     from jaxlib.mlir.dialects import arith, memref, vector
@@ -1227,7 +1188,6 @@ def mosaic_ternary_matmul(
         kp = planes * rows
         half = X_IN_KERNEL_HALF
         x_tile = _swizzle_transforms(bk, 1)
-        zero_tiles = _x_zero_fn(steps * planes, 2 * half, bk, x_tile)
         quantize = _x_quantize_fn(layout, m, rows, bk, x_tile)
         finish_x = _int8_finish_fn(
             m, half, tile_wg, planes, 0 if per_tile else gamma_block, interleaved=True
@@ -1235,14 +1195,14 @@ def mosaic_ternary_matmul(
 
         def kernel_x(x_gmem, w_gmem, g_gmem, o_gmem, xq, xs, qs):
             """x prepared in the kernel: a prologue (x's rows to shared memory, their scales
-            and sums, and the s8 tiles of every step, ``xq``), then the pipeline over the
-            packed bytes alone. The prologue's bf16 rows are scoped: the pipeline's stages
-            take their bytes."""
+            and sums, and the s8 tiles of every step, ``xq``, whose rows past x's are left
+            as they are: :func:`_x_quantize_fn`), then the pipeline over the packed bytes
+            alone. The prologue's bf16 rows are scoped: the pipeline's stages take their
+            bytes."""
             tile = lax.axis_index("n")
 
             def prologue(xb):
                 _x_prologue(x_gmem, xb, xs, qs, layout, m, half, kp)
-                zero_tiles(xq)
                 quantize(xb, xq, xs)
                 plgpu.commit_smem()
 
