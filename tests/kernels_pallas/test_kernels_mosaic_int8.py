@@ -562,7 +562,7 @@ def test_rules_prepare_x_in_the_kernel_at_m1_where_it_fits() -> None:
     """Unmeasured points at M = 1 (``X_IN_KERNEL_RULE_MAX_M``) take ``x_in_kernel`` where the
     s8 tiling it needs is the rules' choice (one split, 128 packed rows a step): the 8192 x
     28672 layer of both layouts; not at M = 2, not with split-K (2-bit 8192 x 8192: 64 tiles of
-    16 steps, 4 splits), not at 64 rows a step (1.6-bit K = 8000)."""
+    16 steps, 4 splits; 28672 x 8192), not at 64 rows a step (1.6-bit K = 8000)."""
     from kernels_pallas.mosaic_matmul import X_IN_KERNEL_RULE_MAX_M, default_mosaic_config
 
     assert X_IN_KERNEL_RULE_MAX_M == 1
@@ -573,6 +573,10 @@ def test_rules_prepare_x_in_the_kernel_at_m1_where_it_fits() -> None:
         )
     assert not default_mosaic_config("2bit", 1, 8192, 8192).x_in_kernel  # split 4
     assert not default_mosaic_config("1.6bit", 1, 8000, 28672).x_in_kernel
+    # the down projection's K = 28672: 56 steps of x's tiles (224 KB) do not fit beside the
+    # stages, and its 64 tiles take split-K anyway
+    assert not default_mosaic_config("2bit", 1, 28672, 8192).x_in_kernel
+    assert not default_mosaic_config("1.6bit", 1, 28672, 8192).x_in_kernel
 
 
 def test_dispatch_drops_x_in_kernel_for_gammas_its_epilogue_cannot_take(monkeypatch) -> None:
