@@ -20,7 +20,9 @@ in calls under the device's 10-minute limit:
     python benchmarks/gpu_timeline.py --presets large --ms 1,4,16,64,256 \
         --variants bf16,served --budget-seconds 540 --out t.json
 Each point (layout, M, variant) takes 8-30 s of the GPU machine on the H200 (compile, wall
-clock, host, trace): 40 points do not fit one 10-minute call. ``probe-KIND:TILING`` variants
+clock, host, trace): 40 points do not fit one 10-minute call. A point that takes longer than
+``--point-seconds`` (150; a kernel that never ends, as a stream-K trial's did) ends the run
+with exit status 3 after printing and writing what was measured. ``probe-KIND:TILING`` variants
 time the s8 kernel with its step cut down (:data:`PROBES`).
 Imports only jax, numpy and the project.
 """
@@ -33,9 +35,11 @@ import contextlib
 import glob
 import gzip
 import json
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -219,6 +223,23 @@ def variant_fn(spec: str, layout: str):
     )
 
 
+@contextlib.contextmanager
+def watchdog(seconds: float, on_expiry):
+    """Call ``on_expiry()`` from another thread if the body has not finished within ``seconds``
+    (0: never). A point whose compile or run never ends (a kernel waiting on a semaphore that
+    is never signalled) blocks in C, where no Python signal reaches it: the main program's
+    ``on_expiry`` reports what was measured and ends the process."""
+    timer = threading.Timer(seconds, on_expiry) if seconds > 0 else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer:
+            timer.cancel()
+
+
 def measure(run, xs, ws, args) -> dict:
     """One variant at one point (``run``, a :func:`calls_jit` jit, on its calls' ``xs`` and
     ``ws``): us a call on the wall clock, the host's to enqueue it, the GPU's span and busy
@@ -275,6 +296,29 @@ def speedups(points: list[dict], copy_bytes_per_s: float = float("nan")) -> list
             )
         )
     return rows
+
+
+def print_speedups(points: list[dict], bw: float) -> None:
+    """The closing table (:func:`speedups`), where there is a bf16 point to compare with."""
+    table = speedups(points, bw)
+    if not table:
+        return
+    print()
+    print(
+        "| K x N | layout | M | variant | bf16 busy us | busy us | speedup (GPU clock) "
+        "| bf16 wall us | wall us | speedup (wall) | TB/s (GPU clock) | % of copy bw "
+        "| bf16 TB/s |"
+    )
+    print("| --- | --- | ---: | --- |" + " ---: |" * 9)
+    for r in table:
+        print(
+            f"| {r['k']} x {r['n']} | {r['layout']} | {r['m']} | {r['variant']} | "
+            f"{r['bf16_busy']:.1f} | {r['busy']:.1f} | {r['busy_speedup']:.2f} | "
+            f"{r['bf16_wall']:.1f} | {r['wall']:.1f} | {r['wall_speedup']:.2f} | "
+            f"{r['bytes_per_s'] / 1e12:.2f} | {100 * r['copy_share']:.0f} | "
+            f"{r['bf16_bytes_per_s'] / 1e12:.2f} |",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,6 +383,14 @@ def main(argv: list[str] | None = None) -> int:
         help="start no point after this many seconds (0: no limit), so that a run under a "
         "call's time limit still prints its table (a point takes 8-30 s on the H200)",
     )
+    ap.add_argument(
+        "--point-seconds",
+        type=float,
+        default=150.0,
+        help="end the run (exit status 3, after printing and writing what was measured) if a "
+        "point takes longer than this, compile included (0: no limit); a point takes 8-30 s "
+        "on the H200",
+    )
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     specs = args.variants.split(",")
@@ -366,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
     points: list[dict] = []
     skipped = []
+    stuck: list[str] = []
 
     def spent() -> bool:
         return bool(args.budget_seconds) and time.perf_counter() - t_start > args.budget_seconds
@@ -392,9 +445,28 @@ def main(argv: list[str] | None = None) -> int:
     def dump() -> None:
         if args.out:
             record = dict(
-                device=device.device_kind, copy_bytes_per_s=bw, points=points, not_run=skipped
+                device=device.device_kind,
+                copy_bytes_per_s=bw,
+                points=points,
+                not_run=skipped,
+                stuck=stuck,
             )
             args.out.write_text(json.dumps(record))
+
+    def give_up(point: str):
+        def expired() -> None:
+            stuck.append(point)
+            print(
+                f"point {point} did not finish in {args.point_seconds:g} s (compile or run); "
+                "ending the run with what was measured",
+                flush=True,
+            )
+            dump()
+            print_speedups(points, bw)
+            sys.stdout.flush()
+            os._exit(3)
+
+        return expired
 
     layout_names = args.layouts.split(",")
     for k, n in shapes:
@@ -431,7 +503,9 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if dense and in_budget(k, n, "bf16", m, "bf16"):  # once for every layout
                 run = calls_jit(jnp.dot, args.sink)
-                report(k, n, "bf16", m, "bf16", measure(run, xs[: len(dense)], dense, args))
+                with watchdog(args.point_seconds, give_up(f"{k}x{n} bf16 M={m} bf16")):
+                    t = measure(run, xs[: len(dense)], dense, args)
+                report(k, n, "bf16", m, "bf16", t)
             for layout, held in weights.items():
                 for spec in specs:
                     if spec == "bf16" or not in_budget(k, n, layout, m, spec):
@@ -439,7 +513,9 @@ def main(argv: list[str] | None = None) -> int:
                     fn, operand = variant_fn(spec, layout)
                     ws = held[operand]
                     run = calls_jit(fn, args.sink)
-                    report(k, n, layout, m, spec, measure(run, xs[: len(ws)], ws, args))
+                    with watchdog(args.point_seconds, give_up(f"{k}x{n} {layout} M={m} {spec}")):
+                        t = measure(run, xs[: len(ws)], ws, args)
+                    report(k, n, layout, m, spec, t)
         del dense, weights
     if skipped:
         print(
@@ -447,23 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{skipped[0]}"
         )
     dump()
-    table = speedups(points, bw)
-    if table:
-        print()
-        print(
-            "| K x N | layout | M | variant | bf16 busy us | busy us | speedup (GPU clock) "
-            "| bf16 wall us | wall us | speedup (wall) | TB/s (GPU clock) | % of copy bw "
-            "| bf16 TB/s |"
-        )
-        print("| --- | --- | ---: | --- |" + " ---: |" * 9)
-        for r in table:
-            print(
-                f"| {r['k']} x {r['n']} | {r['layout']} | {r['m']} | {r['variant']} | "
-                f"{r['bf16_busy']:.1f} | {r['busy']:.1f} | {r['busy_speedup']:.2f} | "
-                f"{r['bf16_wall']:.1f} | {r['wall']:.1f} | {r['wall_speedup']:.2f} | "
-                f"{r['bytes_per_s'] / 1e12:.2f} | {100 * r['copy_share']:.0f} | "
-                f"{r['bf16_bytes_per_s'] / 1e12:.2f} |"
-            )
+    print_speedups(points, bw)
     return 0
 
 

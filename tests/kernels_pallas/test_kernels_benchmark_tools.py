@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -301,6 +304,41 @@ def test_gpu_timeline_x_in_kernel_probes_drop_a_part_of_the_prologue(layout: str
         texts[kind] = calls[0]
     assert mm._x_prologue is prologue and mm._x_quantize_fn is quantize
     assert len(set(texts.values())) == 3
+
+
+def test_gpu_timeline_watchdog_fires_only_on_an_overrun() -> None:
+    """``watchdog``: the expiry call runs (from its own thread) when the body outlasts the
+    limit, and not when the body ends in time or the limit is 0."""
+    timeline = _load("gpu_timeline")
+    fired = threading.Event()
+    with timeline.watchdog(0.05, fired.set):
+        time.sleep(0.3)
+    assert fired.wait(1.0)
+    fired.clear()
+    for limit in (5.0, 0.0):
+        with timeline.watchdog(limit, fired.set):
+            pass
+    time.sleep(0.1)
+    assert not fired.is_set()
+
+
+def test_gpu_timeline_ends_a_stuck_point_with_what_it_measured(tmp_path: Path) -> None:
+    """A point that outlasts ``--point-seconds`` ends the run with exit status 3, a line naming
+    the point, and the JSON (``--out``) listing it as stuck (here on the CPU, where a limit of
+    10 ms stops the first point in its compile)."""
+    out = tmp_path / "t.json"
+    script = BENCHMARKS / "gpu_timeline.py"
+    args = ["--shapes", "256x256", "--ms", "1", "--variants", "bf16", "--no-copy-bw"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args, "--point-seconds", "0.01", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "point 256x256 bf16 M=1 bf16 did not finish in 0.01 s" in done.stdout
+    record = json.loads(out.read_text())
+    assert record["stuck"] == ["256x256 bf16 M=1 bf16"] and record["points"] == []
 
 
 def test_gpu_timeline_speedups_pair_each_point_with_its_bf16() -> None:
