@@ -79,8 +79,9 @@ def ternary_matmul(
         m, k = x.shape
         cfg = mosaic_config
         if cfg is None and config is None:
-            cfg = preferred_mosaic_config(layout, m, k, packed.shape[1], device)
-            n, scale_shape = packed.shape[1], jnp.shape(scale)
+            n = packed.shape[1]
+            cfg = preferred_mosaic_config(layout, m, k, n, device)
+            scale_shape = jnp.shape(scale)
             if cfg and cfg.x_in_kernel and not x_in_kernel_ok(cfg, layout, m, k, n, scale_shape):
                 cfg = cfg.replace(x_in_kernel=False)  # e.g. gamma blocks the epilogue cannot take
         if cfg is not None:

@@ -1114,7 +1114,14 @@ def mosaic_ternary_matmul(
         gamma = jnp.asarray(scale, jnp.float32).reshape(-1)
         gamma_block = n // gamma.shape[0]
         per_tile = gamma_block % tile_wg == 0
-        finish_tile = _int8_finish_fn(m, m_pad, tile_wg, planes, 0 if per_tile else gamma_block)
+        finish_tile = _int8_finish_fn(  # x_in_kernel: x's tiles have interleaved rows
+            m,
+            X_IN_KERNEL_HALF if x_in_kernel else m_pad,
+            tile_wg,
+            planes,
+            0 if per_tile else gamma_block,
+            interleaved=x_in_kernel,
+        )
 
     def unpack(refs):
         """The kernel's refs: x, the packed bytes, the output, the fused epilogue's operands
@@ -1189,9 +1196,6 @@ def mosaic_ternary_matmul(
         half = X_IN_KERNEL_HALF
         x_tile = _swizzle_transforms(bk, 1)
         quantize = _x_quantize_fn(layout, m, rows, bk, x_tile)
-        finish_x = _int8_finish_fn(
-            m, half, tile_wg, planes, 0 if per_tile else gamma_block, interleaved=True
-        )
 
         def kernel_x(x_gmem, w_gmem, g_gmem, o_gmem, xq, xs, qs):
             """x prepared in the kernel: a prologue (x's rows to shared memory, their scales
@@ -1199,7 +1203,6 @@ def mosaic_ternary_matmul(
             as they are: :func:`_x_quantize_fn`), then the pipeline over the packed bytes
             alone. The prologue's bf16 rows are scoped: the pipeline's stages take their
             bytes."""
-            tile = lax.axis_index("n")
 
             def prologue(xb):
                 _x_prologue(x_gmem, xb, xs, qs, layout, m, half, kp)
@@ -1213,14 +1216,11 @@ def mosaic_ternary_matmul(
                     step_tiles = xq.at[pl.ds(indices[0] * planes, planes)]
                     mma_step(w_smem, step_tiles, acc_ref)
 
-                cols = pl.ds(tile * tile_n, tile_n)
+                cols = pl.ds(lax.axis_index("n") * tile_n, tile_n)
                 plgpu.emit_pipeline(
                     body, grid=(steps,), in_specs=[w_spec], max_concurrent_steps=cfg.stages
                 )(w_gmem.at[cols])
-                plgpu.wgmma_wait(0)
-                width = 1 if per_tile else tile_wg // gamma_block
-                gammas = g_gmem.at[pl.ds(tile * tile_n // gamma_block, width)]
-                finish_x(acc_ref[...], qs, xs, gammas, o_gmem.at[:, pl.ds(tile * tile_n, tile_wg)])
+                store(acc_ref, None, o_gmem, 0, (qs, xs, g_gmem))
 
             pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, 2 * half), acc_dtype))
 
