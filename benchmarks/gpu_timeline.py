@@ -67,7 +67,7 @@ PROBES = {
     "one": "+ the packed tile loaded to registers and one wgmma a step on its raw bytes",
     "raw": "+ every plane's wgmma, on the raw bytes (no decode)",
     "xpro": "x_in_kernel without its prologue (x's rows, scales and sums left unread)",
-    "xstep": "x_in_kernel without quantizing x's tiles (left as zeroed)",
+    "xstep": "x_in_kernel without writing x's tiles (x loaded, scaled and summed)",
 }
 """The s8 kernel's step cut down, to time each link of its chain (``probe-KIND:TILING``); the
 products are wrong by design. The full step is ``mosaic:TILING``."""
@@ -101,11 +101,11 @@ def _probe_patches(kind: str, layout: str):
 @contextlib.contextmanager
 def _x_in_kernel_patches(kind: str):
     """While tracing: ``xpro``: the x_in_kernel prologue (``mosaic_matmul._x_prologue``) only
-    sets the scales to 1 and the sums to 0; ``xstep``: the quantization of x's tiles
-    (``mosaic_matmul._x_quantize_fn``) does nothing."""
-    saved_prologue, saved_quantize = mm._x_prologue, mm._x_quantize_fn
+    sets the scales to 1 and the sums to 0; ``xstep``: the writing of x's tiles
+    (``mosaic_matmul._x_store_fn``) does nothing."""
+    saved_prologue, saved_store = mm._x_prologue, mm._x_store_fn
 
-    def constants_only(x_gmem, xb, xs, qs, layout, m, m_pad, kp):
+    def constants_only(x_gmem, xq, xs, qs, layout, m, m_pad, rows, store):
         for i in range(m_pad):
             xs[i] = jnp.ones((128,), jnp.float32)
             qs[i] = jnp.zeros((128,), jnp.int32)
@@ -113,11 +113,11 @@ def _x_in_kernel_patches(kind: str):
     if kind == "xpro":
         mm._x_prologue = constants_only
     else:
-        mm._x_quantize_fn = lambda *args: lambda xb, xq, xs: None
+        mm._x_store_fn = lambda *args: lambda xq, q: None
     try:
         yield
     finally:
-        mm._x_prologue, mm._x_quantize_fn = saved_prologue, saved_quantize
+        mm._x_prologue, mm._x_store_fn = saved_prologue, saved_store
 
 
 def probe_fn(kind: str, cfg: MosaicConfig, layout: str):

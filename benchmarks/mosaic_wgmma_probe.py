@@ -75,6 +75,10 @@ def check(layout: str, only_x_in_kernel: bool = False) -> float:
         (1, 8192, 256, MosaicConfig(128, 128, 1, 3, int8=True, x_in_kernel=True), (2,)),
         (2, 2048, 512, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), (4,)),
         (4, 2560, 512, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), ()),
+        # one step (fewer than the stages), 1.6-bit's last plane without columns
+        (1, 512, 512, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), ()),
+        (3, 8192, 512, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), (4,)),
+        (4, 8192, 256, MosaicConfig(128, 128, 1, 2, int8=True, x_in_kernel=True), ()),
     ]
     for m, k, n, cfg, scale_shape in cases:
         if only_x_in_kernel and not cfg.x_in_kernel:

@@ -34,8 +34,9 @@ bytes, which are the MMA's N columns (``2 m_pad``), and the int32 sums are
 recombined (:func:`int8_operands`, :func:`finish_int8`): with one split by the kernel itself,
 which then writes the bf16 product (:func:`_int8_finish_fn`), so that a call is x's preparation
 and this kernel, two launches; with more, by XLA after it. ``MosaicConfig.x_in_kernel`` (M up
-to 4; the rules take it at M = 1) has each CTA prepare x itself in a prologue
-(:func:`_x_prologue`, :func:`_x_quantize_fn`): one launch a call.
+to 4; the rules take it up to M = 3) has each CTA prepare x itself in a prologue
+(:func:`_x_prologue`, :func:`_x_store_fn`) while its first copies are in flight: one
+launch a call.
 
 Only a GPU with Mosaic GPU (sm_90a) runs it; jax's CPU interpreter has no register-A ``wgmma``,
 so the CPU tests check its host-side arithmetic (K order, operands, epilogue) against float64
@@ -84,7 +85,8 @@ class MosaicConfig:
       block_k 64 or 128 (Mosaic has no s8 register operand at a 32-byte swizzle).
     x_in_kernel: with int8, one split, one warpgroup and ``in_flight`` 0, for M up to
       ``X_IN_KERNEL_MAX_M``: each CTA prepares x itself in a prologue (:func:`_x_prologue`,
-      :func:`_x_quantize_fn`), so that a call is one launch instead of two; the rules take it
+      :func:`_x_store_fn`) under its first copies, so that a call is one launch instead of
+      two; the rules take it
       up to ``X_IN_KERNEL_RULE_MAX_M``. ``benchmarks/mosaic_wgmma_probe.py``'s check covers it.
     """
 
@@ -151,13 +153,14 @@ it took 22.5-22.9 us of GPU time against 27.1-27.5 for the CUDA-core kernels (2-
 28.2-28.6 against 31.4-31.7, six traced calls) and, in jits of 24 calls (``kernels.py
 --min-calls 24``), 24.0 against 27.6 us (1.6-bit 30.5 against 32.2). In jits of 2 or 3 calls the
 host's cost of each execution hides that (docs/benchmarks.md)."""
-X_IN_KERNEL_RULE_MAX_M = 1
-"""Up to this M the rules prepare x in the s8 kernel (``MosaicConfig.x_in_kernel``): on the
-H200's 8192 x 28672 at M = 1 a call took 21.3-21.5 us of GPU time against 22.6-22.8 for the
-preparation's launch and the kernel (2-bit) and 22.0-22.2 against 23.9-24.2 (1.6-bit), three
-calls (21.2 / 22.0 once the tiles' padding rows were left unzeroed); at M = 2 23.0 against
-22.9 and 23.7 against 24.1-24.3 (level), at M = 4 (one CTA an SM: 133 KB of shared memory) 37.1
-and 40.6 against 23.1-23.9."""
+X_IN_KERNEL_RULE_MAX_M = 3
+"""Up to this M the rules prepare x in the s8 kernel (``MosaicConfig.x_in_kernel``). On the
+H200's 8192 x 28672 (GPU time a call, 2026-12-02, night, with x prepared in registers under
+the first copies): M = 1 19.4 us (2-bit) and 20.2 (1.6-bit) against 22.5-22.7 and 23.7-24.0
+for the preparation's launch and the kernel; M = 2 20.6 / 21.7 against 22.9 / 23.9; M = 3
+21.6 / 23.6 against 23.3 / 24.8; M = 4 26.4 / 30.2 against 23.0 / 23.6 (slower: the rule
+stops at 3). The evening's form (x through shared memory before the first copy) was taken at
+M = 1 alone: 21.1-21.5 / 22.0-22.2 there."""
 INT8_MAX_M = 16
 """Up to this M the rules take the s8 MMA (``MosaicConfig.int8``): on the H200's 8192 x 28672 at
 M = 16 it ran 2-bit in 31.6-42.7 us against 38.5-52.0 for the bf16 MMA's best tiling, 1.6-bit in
@@ -735,7 +738,7 @@ def _int8_finish_fn(
     gamma, bf16), a thread its own elements. Transposing by address costs no shuffle: the
     output is ``M x tile_wg`` bf16 (4 KB a CTA at M = 16), so that the stores' poor coalescing
     weighs nothing against a launch of its own. ``interleaved`` (x prepared in the kernel,
-    :func:`_x_quantize_fn`): the accumulator is ``[tile_wg, 2 m_pad]`` with row i's low bytes'
+    :func:`_x_store_fn`): the accumulator is ``[tile_wg, 2 m_pad]`` with row i's low bytes'
     sums in column ``2 i`` and its high bytes' in ``2 i + 1`` (a thread holds both: the
     ``wgmma`` layout's registers are pairs of adjacent columns), and x's offset and scale come
     as ``[m_pad, 128]`` refs whose row i starts with row i's ``sum q`` over every plane and
@@ -813,20 +816,22 @@ SMEM_BYTES_PER_CTA = 227 * 1024
 
 def x_in_kernel_smem_bytes(cfg: MosaicConfig, layout: str, m: int, k: int) -> int:
     """Shared memory of a CTA with ``x_in_kernel``: x's s8 tiles for every step, the rows'
-    scales and sums, and the larger of the prologue's bf16 copy of x's rows and the weights'
-    pipeline stages (one scope after the other, the same bytes)."""
+    scales and sums, and the weights' pipeline stages (x itself stays in registers). M does
+    not change it (x's tiles have 8 rows for any M up to ``X_IN_KERNEL_MAX_M``)."""
+    del m
     rows = layouts.rows_per_plane(k, layout)
     planes = layouts.TRITS_PER_BYTE[layout]
     steps = rows // cfg.block_k
-    weights = cfg.stages * cfg.tile_n * cfg.block_k
+    weights = min(cfg.stages, steps) * cfg.tile_n * cfg.block_k
     x_tiles = steps * planes * 2 * X_IN_KERNEL_HALF * cfg.block_k
-    return max(weights, 2 * m * planes * rows) + x_tiles + 2 * X_IN_KERNEL_HALF * 512
+    return weights + x_tiles + 2 * X_IN_KERNEL_HALF * 512
 
 
 def x_in_kernel_ok(cfg: MosaicConfig, layout: str, m: int, k: int, n: int, scale_shape) -> bool:
     """Whether ``cfg.x_in_kernel`` can run this point: the s8 MMA with its own epilogue
     (:func:`fused_int8_epilogue`), 128 packed rows a step, one warpgroup, ``in_flight`` 0, M up to
-    ``X_IN_KERNEL_MAX_M`` and a CTA's shared memory (:func:`x_in_kernel_smem_bytes`) within
+    ``X_IN_KERNEL_MAX_M``, x loadable to registers as the prologue wants
+    (:func:`x_load_plan`) and a CTA's shared memory (:func:`x_in_kernel_smem_bytes`) within
     ``SMEM_BYTES_PER_CTA``."""
     return (
         cfg.int8
@@ -834,39 +839,72 @@ def x_in_kernel_ok(cfg: MosaicConfig, layout: str, m: int, k: int, n: int, scale
         and cfg.compute_wgs == 1
         and not cfg.in_flight
         and m <= X_IN_KERNEL_MAX_M
+        and x_load_plan(layout, k, layouts.rows_per_plane(k, layout)) is not None
         and fused_int8_epilogue(cfg, n, scale_shape)
         and x_in_kernel_smem_bytes(cfg, layout, m, k) <= SMEM_BYTES_PER_CTA
     )
 
 
-def _x_prologue(x_gmem, xb, xs, qs, layout: str, m: int, m_pad: int, kp: int) -> None:
-    """Each CTA's first work with ``x_in_kernel``: x's rows (``[M, K]`` bf16 in global memory)
-    into ``xb`` (``[M, planes R]`` bf16 in shared memory, zeros past K), each row's scale
-    (``max |x| / INT8_X_MAX``, 1 for a zero row) into ``xs[i]`` and its ``sum q`` (int32,
-    exact) into ``qs[i]``, as :func:`int8_operands` computes them; padding rows get scale 1 and
-    sum 0. Every row's load is issued before the first reduction waits on one."""
+def x_load_plan(layout: str, k: int, rows: int) -> tuple[int, int] | None:
+    """How ``x_in_kernel``'s prologue loads a row of x (``[K]`` bf16) to registers, as
+    ``(vec, shifted)``, or None where it cannot: the whole row in ``WG_STRIDED`` vectors of
+    ``vec`` elements (so that a vector lies in one plane and one step: ``vec`` divides R), and,
+    for the folded planes (:data:`FOLDED_PLANES`, ``q_j - 3 q_(j+1)``), the ``shifted``
+    columns from R on in the same layout, so that the thread holding column c holds column
+    ``c + R`` too, at the same register (``shifted`` covers the folded planes' columns,
+    rounded up to ``128 vec``, within K; 0 for 2-bit). None where the folded planes' partners
+    run past K (``(folded + 1) R > K``) or R is not a multiple of 128."""
+    folded = FOLDED_PLANES[layout]
+    if rows % 128 or (folded + 1) * rows > k:
+        return None
+    for vec in (8, 4, 2, 1):
+        width = 128 * vec
+        shifted = -(-folded * rows // width) * width if folded else 0
+        if k % width == 0 and rows % vec == 0 and rows + shifted <= k:
+            return vec, shifted
+    return None
+
+
+def _x_prologue(x_gmem, xq, xs, qs, layout: str, m: int, m_pad: int, rows: int, store) -> None:
+    """Each CTA's x with ``x_in_kernel``, in registers (:func:`x_load_plan`): every row of x
+    (``[M, K]`` bf16 in global memory) and its columns from R on (1.6-bit) loaded, all issued
+    before the first reduction waits; each row's scale (``max |x| / INT8_X_MAX``, 1 for a
+    zero row) into ``xs[i]`` and its ``sum q`` (int32, exact) into ``qs[i]``, as
+    :func:`int8_operands` computes them; ``q`` of both loads to ``store``
+    (:func:`_x_store_fn`), which writes x's s8 tiles ``xq``. Padding rows get scale 1 and sum
+    0. Nothing of x goes through shared memory but its tiles."""
     import jax.experimental.pallas as pl
     import jax.experimental.pallas.mosaic_gpu as plgpu
 
     from kernels_pallas.triton_dp2a import rounded_int
 
     k = x_gmem.shape[1]
-    vec = next(v for v in (8, 4, 2, 1) if k % (128 * v) == 0)
-    layout_ = plgpu.Layout.WG_STRIDED((k,), vec_size=vec)
-    loaded = [plgpu.load(x_gmem.at[i], (), layout=layout_) for i in range(m)]
-    for i, xv in enumerate(loaded):
-        xf = xv.astype(jnp.float32)
+    plan = x_load_plan(layout, k, rows)
+    if plan is None:
+        raise ValueError(f"x_in_kernel: no register plan for {layout} K={k} R={rows}")
+    vec, shifted = plan
+    whole = plgpu.Layout.WG_STRIDED((k,), vec)
+    loads = []
+    for i in range(m):
+        row = [plgpu.load(x_gmem.at[i], (), layout=whole)]
+        if shifted:
+            shifted_layout = plgpu.Layout.WG_STRIDED((shifted,), vec)
+            row.append(plgpu.load(x_gmem.at[i, pl.ds(rows, shifted)], (), layout=shifted_layout))
+        loads.append(row)
+    q_rows = []
+    for i, row in enumerate(loads):
+        xf = row[0].astype(jnp.float32)
         amax = jnp.max(jnp.abs(xf))
         scale = jnp.where(amax > 0, amax / INT8_X_MAX[layout], 1.0)
-        q = rounded_int(xf * (1.0 / scale))  # as the preparation kernel rounds
-        xb[i, pl.ds(0, k)] = xv
-        if kp > k:
-            xb[i, pl.ds(k, kp - k)] = jnp.zeros((kp - k,), jnp.bfloat16)
+        inv = 1.0 / scale
+        q = rounded_int(xf * inv)  # as the preparation kernel rounds; the same for both loads
         xs[i] = jnp.full((128,), scale, jnp.float32)
         qs[i] = jnp.full((128,), jnp.sum(q), jnp.int32)
+        q_rows.append((q, *(rounded_int(v.astype(jnp.float32) * inv) for v in row[1:])))
     for i in range(m, m_pad):
         xs[i] = jnp.ones((128,), jnp.float32)
         qs[i] = jnp.zeros((128,), jnp.int32)
+    store(xq, tuple(q_rows))
 
 
 def _swizzled_col(row, col):
@@ -883,91 +921,77 @@ def _swizzled_col(row, col):
     )
 
 
-def _x_quantize_fn(layout: str, m: int, rows: int, bk: int, transforms):
+def _x_store_fn(layout: str, m: int, k: int, rows: int, bk: int, transforms):
     """``plgpu.inline_mgpu`` function writing x's s8 tiles for every step of the s8 ``wgmma``s
-    from the bf16 rows in shared memory, once a CTA: ``quantize(xb, xq, xs)``, ``xb`` x's rows
-    ``[M, planes R]`` (plane j's columns at ``j R``), ``xq`` the ``[steps planes, 8, bk]``
-    s8 tiles (step s's planes at ``s planes``, 128-byte swizzle), ``xs`` the scales
-    (:func:`_x_prologue`). As :func:`int8_operands`: ``q = round(x / scale)``, folded planes
-    ``q_j - 3 q_(j+1)``, split into the low byte (row ``2 i``) and the high one (``2 i + 1``).
-    A thread takes 4 consecutive bytes of a tile's row: word ``t mod (bk / 4)`` of tiles ``t
-    div (bk / 4)`` and every ``128 / (bk / 4)``-th after it. Starts with a warpgroup barrier
-    (``xb`` was written by every thread). Rows ``2 M`` to 7 are not written: their products
-    land in the accumulator's columns past x's rows, which the epilogue does not read
-    (int32 sums, so whatever the bytes, nothing but those columns changes)."""
+    from the quantized rows in registers, once a CTA: ``store(xq, q)``, ``q[i]`` row i's
+    ``q`` (int32 ``[K]``) and, 1.6-bit, ``q`` of its columns from R on (both in
+    :func:`x_load_plan`'s layout), ``xq`` the ``[steps planes, 8, bk]`` s8 tiles (step s's
+    planes at ``s planes``, 128-byte swizzle). A thread's register u holds ``vec`` columns from
+    ``c = (128 u + t) vec``: plane ``c div R``, packed row ``c mod R`` (step and column in the
+    tile); as :func:`int8_operands`, a folded plane takes ``q_j - 3 q_(j+1)`` (``q_(j+1)``: the
+    shifted load's register u), split into the low byte (row ``2 i``) and the high one
+    (``2 i + 1``), ``vec`` bytes one store. The planes' rows past K (``planes R - K``) get
+    zeros. Rows ``2 M`` to 7 are not written: their products land in the accumulator's
+    columns past x's rows, which the epilogue does not read (int32 sums, so whatever the
+    bytes, nothing but those columns changes). Ends with the writes made visible to the
+    ``wgmma``s (``commit_smem``)."""
     import jax.experimental.pallas.mosaic_gpu as plgpu
     from jaxlib.mlir import ir
-    from jaxlib.mlir.dialects import arith, memref, vector
-
-    from kernels_pallas.triton_dp2a import MAGIC, MAGIC_BITS
+    from jaxlib.mlir.dialects import arith, vector
 
     planes, folded = layouts.TRITS_PER_BYTE[layout], FOLDED_PLANES[layout]
-    words = bk // 4
-    groups = 128 // words
-    tiles = rows // bk * planes
     if bk != 128:
         raise ValueError(f"x_in_kernel: block_k must be 128 (one swizzled row a plane), not {bk}")
+    plan = x_load_plan(layout, k, rows)
+    if plan is None:
+        raise ValueError(f"x_in_kernel: no register plan for {layout} K={k} R={rows}")
+    vec, shifted = plan
+    q_types = tuple(plgpu.Layout.WG_STRIDED((n,), vec) for n in (k, shifted) if n)
+    tail = planes * rows - k
 
-    @plgpu.inline_mgpu(
-        arg_types=(plgpu.RefType(), plgpu.RefType(transforms=transforms), plgpu.RefType())
-    )
-    def quantize(ctx, xb, xq, xs):
+    @plgpu.inline_mgpu(arg_types=(plgpu.RefType(transforms=transforms), (q_types,) * m))
+    def store(ctx, xq, q):
         from jax.experimental.mosaic.gpu import utils as mgpu_utils
 
         del ctx
-        mgpu_utils.warpgroup_barrier()
-        i32, index, f32 = ir.IntegerType.get_signless(32), ir.IndexType.get(), ir.F32Type.get()
-        i8 = ir.IntegerType.get_signless(8)
-        v4 = lambda t: ir.VectorType.get((4,), t)  # noqa: E731
+        i32, i8, index = (
+            ir.IntegerType.get_signless(32),
+            ir.IntegerType.get_signless(8),
+            ir.IndexType.get(),
+        )
         ci = lambda v: arith.constant(i32, v)  # noqa: E731
-        ix = lambda v: arith.index_cast(index, v)  # noqa: E731
-        splat = lambda ty, v: vector.broadcast(v4(ty), v)  # noqa: E731
-        magic = splat(f32, arith.constant(f32, MAGIC))
-        magic_bits = splat(i32, ci(MAGIC_BITS))
-        inv = [
-            splat(
-                f32, arith.divf(arith.constant(f32, 1.0), memref.load(xs, [ix(ci(i)), ix(ci(0))]))
-            )
-            for i in range(m)
-        ]
         t = mgpu_utils.thread_idx()
-        col = arith.muli(arith.remui(t, ci(words)), ci(4))
-        group = arith.divui(t, ci(words))
 
-        def quantized(i: int, plane, start):
-            at = arith.addi(arith.addi(arith.muli(plane, ci(rows)), start), col)
-            x = vector.load(v4(ir.BF16Type.get()), xb, [ix(ci(i)), ix(at)])
-            scaled = arith.addf(arith.mulf(arith.extf(v4(f32), x), inv[i]), magic)
-            return arith.subi(arith.bitcast(v4(i32), scaled), magic_bits)
+        def put(i: int, column, lo, hi):
+            """Bytes ``lo, hi`` (i8 vectors) of x row i at ``column`` (i32) of the planes."""
+            plane, r = arith.divui(column, ci(rows)), arith.remui(column, ci(rows))
+            p = arith.addi(arith.muli(arith.divui(r, ci(bk)), ci(planes)), plane)
+            col = arith.remui(r, ci(bk))
+            for row, value in ((2 * i, lo), (2 * i + 1, hi)):
+                at = [p, ci(row // 8), ci(0), ci(row % 8), _swizzled_col(ci(row), col)]
+                vector.store(value, xq, [arith.index_cast(index, a) for a in at])
 
-        def tile(p):
-            """x's tile p (step ``p div planes``, plane ``p mod planes``), this thread's words."""
-            j = arith.remui(p, ci(planes))
-            start = arith.muli(arith.divui(p, ci(planes)), ci(bk))
-            nxt = arith.minui(arith.addi(j, ci(1)), ci(planes - 1))
-            fold = arith.cmpi(arith.CmpIPredicate.ult, j, ci(folded))
-            for i in range(m):
-                v = quantized(i, j, start)
-                if folded:
-                    three = splat(i32, ci(3))
-                    v = arith.select(
-                        fold, arith.subi(v, arith.muli(three, quantized(i, nxt, start))), v
-                    )
-                hi = arith.shrsi(arith.addi(v, splat(i32, ci(128))), splat(i32, ci(8)))
-                lo = arith.subi(v, arith.shli(hi, splat(i32, ci(8))))
-                for row, value in ((2 * i, lo), (2 * i + 1, hi)):
-                    at = [p, ci(row // 8), ci(0), ci(row % 8), _swizzled_col(ci(row), col)]
-                    vector.store(arith.trunci(v4(i8), value), xq, [ix(a) for a in at])
+        vt = ir.VectorType.get((vec,), i32)
+        splat = lambda v: vector.broadcast(vt, ci(v))  # noqa: E731
+        for i, row_q in enumerate(q):
+            main = row_q[0].registers
+            for u in range(main.shape[0]):
+                column = arith.muli(arith.addi(t, ci(128 * u)), ci(vec))
+                v = main[u]
+                if folded and u < row_q[1].registers.shape[0]:
+                    fold = arith.cmpi(arith.CmpIPredicate.ult, column, ci(folded * rows))
+                    partner = arith.muli(splat(3), row_q[1].registers[u])
+                    v = arith.select(fold, arith.subi(v, partner), v)
+                hi = arith.shrsi(arith.addi(v, splat(128)), splat(8))
+                lo = arith.subi(v, arith.shli(hi, splat(8)))
+                v8 = ir.VectorType.get((vec,), i8)
+                put(i, column, arith.trunci(v8, lo), arith.trunci(v8, hi))
+            zero = vector.broadcast(ir.VectorType.get((1,), i8), arith.constant(i8, 0))
+            for w in range(tail // 128):  # R and K are multiples of 128 (x_load_plan)
+                put(i, arith.addi(t, ci(k + 128 * w)), zero, zero)
+        mgpu_utils.commit_shared()
 
-        for u in range(-(-tiles // groups)):
-            p = arith.addi(group, ci(groups * u))
-            if groups * (u + 1) <= tiles:
-                tile(p)
-                continue
-            with mgpu_utils.when(arith.cmpi(arith.CmpIPredicate.ult, p, ci(tiles))):
-                tile(p)
-
-    return quantize
+    return store
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1192,34 +1216,42 @@ def mosaic_ternary_matmul(
         )(*operands(x_gmem, w_gmem))
 
     if x_in_kernel:
-        kp = planes * rows
         half = X_IN_KERNEL_HALF
         x_tile = _swizzle_transforms(bk, 1)
-        quantize = _x_quantize_fn(layout, m, rows, bk, x_tile)
+        stages = min(cfg.stages, steps)
+        store_x = _x_store_fn(layout, m, k, rows, bk, x_tile)
 
-        def kernel_x(x_gmem, w_gmem, g_gmem, o_gmem, xq, xs, qs):
-            """x prepared in the kernel: a prologue (x's rows to shared memory, their scales
-            and sums, and the s8 tiles of every step, ``xq``, whose rows past x's are left
-            as they are: :func:`_x_quantize_fn`), then the pipeline over the packed bytes
-            alone. The prologue's bf16 rows are scoped: the pipeline's stages take their
-            bytes."""
+        def kernel_x(x_gmem, w_gmem, g_gmem, o_gmem, xq, xs, qs, w_stages, arrived):
+            """x prepared in the kernel, under the first copies: the first ``stages`` steps'
+            packed bytes are requested, then x is prepared (:func:`_x_prologue`: its rows'
+            scales and sums, and the s8 tiles of every step, ``xq``, from registers), then the
+            pipeline runs over the packed bytes alone, a step's stage refilled once its
+            ``wgmma``s are done (as ``emit_pipeline`` does, by hand so that the prologue runs
+            while the first copies are in flight)."""
+            cols = pl.ds(lax.axis_index("n") * tile_n, tile_n)
 
-            def prologue(xb):
-                _x_prologue(x_gmem, xb, xs, qs, layout, m, half, kp)
-                quantize(xb, xq, xs)
-                plgpu.commit_smem()
+            def fetch(step, slot):
+                plgpu.copy_gmem_to_smem(
+                    w_gmem.at[cols, pl.ds(step * bk, bk)], w_stages.at[slot], arrived.at[slot]
+                )
 
-            pl.run_scoped(prologue, plgpu.SMEM((m, kp), jnp.bfloat16))
+            for s in range(stages):
+                fetch(s, s)
+            _x_prologue(x_gmem, xq, xs, qs, layout, m, half, rows, store_x)
 
             def acc_scope(acc_ref):
-                def body(indices, w_smem):
-                    step_tiles = xq.at[pl.ds(indices[0] * planes, planes)]
-                    mma_step(w_smem, step_tiles, acc_ref)
+                def step_fn(step, carry):
+                    slot = lax.rem(step, stages)
+                    plgpu.barrier_wait(arrived.at[slot])
+                    mma_step(w_stages.at[slot], xq.at[pl.ds(step * planes, planes)], acc_ref)
 
-                cols = pl.ds(lax.axis_index("n") * tile_n, tile_n)
-                plgpu.emit_pipeline(
-                    body, grid=(steps,), in_specs=[w_spec], max_concurrent_steps=cfg.stages
-                )(w_gmem.at[cols])
+                    @pl.when(step + stages < steps)
+                    def _refill():
+                        fetch(step + stages, slot)
+
+                    return carry
+
+                lax.fori_loop(0, steps, step_fn, None)
                 store(acc_ref, None, o_gmem, 0, (qs, xs, g_gmem))
 
             pl.run_scoped(acc_scope, plgpu.ACC((tile_wg, 2 * half), acc_dtype))
@@ -1233,6 +1265,8 @@ def mosaic_ternary_matmul(
                 plgpu.SMEM((steps * planes, 2 * half, bk), jnp.int8, transforms=x_tile),
                 plgpu.SMEM((half, 128), jnp.float32),
                 plgpu.SMEM((half, 128), jnp.int32),
+                plgpu.SMEM((stages, tile_n, bk), jnp.uint8, transforms=w_spec.transforms),
+                plgpu.Barrier(num_arrivals=1, num_barriers=stages),
             ],
         )(x, packed_t, gamma)
 

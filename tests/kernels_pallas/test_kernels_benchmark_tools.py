@@ -286,7 +286,7 @@ def test_gpu_timeline_x_in_kernel_probes_drop_a_part_of_the_prologue(layout: str
     timeline = _load("gpu_timeline")
     k = {"2bit": 2048, "1.6bit": 2560}[layout]
     rows = layouts.rows_per_plane(k, layout)
-    prologue, quantize = mm._x_prologue, mm._x_quantize_fn
+    prologue, quantize = mm._x_prologue, mm._x_store_fn
     texts = {}
     for kind in ("probe-xpro", "probe-xstep", "mosaic"):
         fn, _ = timeline.variant_fn(f"{kind}:128/128/1/2/1/0/1/1", layout)
@@ -302,7 +302,7 @@ def test_gpu_timeline_x_in_kernel_probes_drop_a_part_of_the_prologue(layout: str
         calls = [line for line in text.splitlines() if "custom_call @" in line]
         assert len(calls) == 1 and "mosaic_gpu" in calls[0]
         texts[kind] = calls[0]
-    assert mm._x_prologue is prologue and mm._x_quantize_fn is quantize
+    assert mm._x_prologue is prologue and mm._x_store_fn is quantize
     assert len(set(texts.values())) == 3
 
 

@@ -499,8 +499,9 @@ def test_x_in_kernel_lowers_to_one_launch(
 ) -> None:
     """``x_in_kernel``: Pallas lowers the s8 kernel that prepares x itself to one Mosaic GPU
     custom call writing the bf16 product ``[M, N]``, with no preparation kernel before it; at
-    K = 8192 too, whose 1.6-bit rows (5 x 1664) run past K (zeros in shared memory)."""
-    for k in ({"2bit": 2048, "1.6bit": 2560}[layout], 8192):
+    K = 8192 too, whose 1.6-bit rows (5 x 1664) run past K (zeros in x's tiles), and K = 512
+    (one step, fewer than the stages; 1.6-bit's last plane has no columns of x)."""
+    for k in ({"2bit": 2048, "1.6bit": 2560}[layout], 8192, 512):
         text = lowered_mosaic(layout, m, k, 512, X_IN_KERNEL, scale_shape)
         calls = [line for line in text.splitlines() if "custom_call @" in line]
         assert len(calls) == 1 and "mosaic_gpu" in calls[0], calls
@@ -534,18 +535,107 @@ def test_x_in_kernel_refuses_what_it_does_not_cover(m, cfg, fuse, match) -> None
         )
 
 
+def _x_tiles_from_plan(x: np.ndarray, layout: str, rows: int) -> np.ndarray:
+    """x's s8 tiles as ``x_in_kernel``'s prologue and store write them, thread by thread and
+    register by register from :func:`x_load_plan` (logical addresses, no swizzle): ``[steps
+    planes, 2 M, 128]``, -999 where nothing was written; each position written once."""
+    from kernels_pallas.mosaic_matmul import FOLDED_PLANES, INT8_X_MAX, x_load_plan
+
+    m, k = x.shape
+    planes, folded = layouts.TRITS_PER_BYTE[layout], FOLDED_PLANES[layout]
+    vec, shifted = x_load_plan(layout, k, rows)
+    out = np.full((rows // 128 * planes, 2 * m, 128), -999, np.int64)
+
+    def put(i, column, v):
+        plane, r = column // rows, column % rows
+        assert (column + len(v) - 1) // rows == plane and r // 128 == (r + len(v) - 1) // 128
+        p, col = r // 128 * planes + plane, r % 128
+        hi = (v + 128) >> 8
+        for row, value in ((2 * i, v - (hi << 8)), (2 * i + 1, hi)):
+            assert (out[p, row, col : col + len(v)] == -999).all(), "written twice"
+            out[p, row, col : col + len(v)] = value
+
+    for i in range(m):
+        amax = np.abs(x[i]).max()
+        scale = np.float32(amax / INT8_X_MAX[layout]) if amax > 0 else np.float32(1)
+        q = np.rint(x[i] * (np.float32(1) / scale)).astype(np.int64)
+        partner = q[rows : rows + shifted]  # the shifted load: column c + R at element c
+        for t in range(128):
+            for u in range(k // (128 * vec)):
+                c = (128 * u + t) * vec
+                v = q[c : c + vec].copy()
+                if folded and u < shifted // (128 * vec) and c < folded * rows:
+                    v -= 3 * partner[c : c + vec]
+                put(i, c, v)
+            for w in range((planes * rows - k) // 128):
+                put(i, k + 128 * w + t, np.zeros(1, np.int64))
+    return out
+
+
+@pytest.mark.parametrize(
+    "layout,k",
+    [
+        ("2bit", 512),
+        ("2bit", 2560),
+        ("2bit", 8192),
+        ("1.6bit", 512),
+        ("1.6bit", 1280),
+        ("1.6bit", 3072),
+        ("1.6bit", 8192),
+    ],
+)
+def test_x_in_kernel_register_plan_writes_the_operands(layout: str, k: int) -> None:
+    """The prologue's register plan (:func:`x_load_plan`: x's row in vectors, 1.6-bit's
+    columns from R on in the same layout, so that a folded plane's partner is the same
+    thread's register), followed thread by thread, writes every position of x's tiles once,
+    and the values of :func:`int8_operands` (the two-launch path's reference): the folds, the
+    planes' zeros past K, the low and high bytes."""
+    from kernels_pallas.mosaic_matmul import int8_operands
+
+    rows = layouts.rows_per_plane(k, layout)
+    m = 3
+    rng = np.random.default_rng(k)
+    x = np.asarray(jnp.asarray(rng.standard_normal((m, k)) * 3, jnp.bfloat16), np.float32)
+    x[1] = 0.0  # a zero row: scale 1
+    got = _x_tiles_from_plan(x, layout, rows)
+    planes = layouts.TRITS_PER_BYTE[layout]
+    xq, _, _ = int8_operands(jnp.asarray(x, jnp.bfloat16), layout, rows, 8)
+    want = np.asarray(xq, np.int64)  # [planes, 2 m_pad, R]: rows i low, 8 + i high
+    for i in range(m):
+        for half, ref_row in ((0, i), (1, 8 + i)):
+            tiles = got[:, 2 * i + half].reshape(rows // 128, planes, 128)
+            assert (tiles.transpose(1, 0, 2).reshape(planes, rows) == want[:, ref_row]).all()
+
+
+def test_x_in_kernel_register_plan_refuses_what_it_cannot_load() -> None:
+    """:func:`x_load_plan` gives no plan where R is not a multiple of 128 or where a folded
+    plane's partner columns run past K, and ``x_in_kernel_ok`` follows it."""
+    from kernels_pallas.mosaic_matmul import x_in_kernel_ok, x_load_plan
+
+    assert x_load_plan("2bit", 1280, 320) is None
+    assert x_load_plan("1.6bit", 512, 256) is None  # 4 R > K
+    assert x_load_plan("1.6bit", 8192, 1664) == (8, 5120)
+    assert x_load_plan("2bit", 8192, 2048) == (8, 0)
+    assert not x_in_kernel_ok(X_IN_KERNEL, "1.6bit", 1, 2048, 512, ())  # R = 416
+    assert x_in_kernel_ok(X_IN_KERNEL, "1.6bit", 1, 8192, 512, ())
+
+
 def test_x_in_kernel_counts_its_shared_memory() -> None:
     """A CTA's shared memory with ``x_in_kernel``, counted by hand for the 1.6-bit 8192-wide
-    layer (1664 rows a plane, 13 steps) at the shipped tiling: the larger of 2 stages of 128 x
-    128 weight bytes and M rows of 5 x 1664 bf16 (one scope after the other), the s8 tiles of
-    13 steps x 5 planes x 8 rows x 128, and 4 rows of 128 float32 scales and int32 sums; two
-    CTAs an SM up to M = 2 there; K = 65536 at M = 4 does not fit a CTA and is refused."""
+    layer (1664 rows a plane, 13 steps) at the shipped tiling: 2 stages of 128 x 128 weight
+    bytes, the s8 tiles of 13 steps x 5 planes x 8 rows x 128, and 4 rows of 128 float32
+    scales and int32 sums (x itself stays in registers), the same for every M: two CTAs an SM;
+    a stage past the steps is not counted (K = 512: one step); K = 65536 does not fit a CTA
+    and is refused."""
     from kernels_pallas.mosaic_matmul import SMEM_BYTES_PER_CTA, x_in_kernel_smem_bytes
 
+    want = 2 * 128 * 128 + 13 * 5 * 8 * 128 + 2 * 4 * 128 * 4
     for m in (1, 2, 3, 4):
-        want = max(2 * 128 * 128, m * 5 * 1664 * 2) + 13 * 5 * 8 * 128 + 2 * 4 * 128 * 4
         assert x_in_kernel_smem_bytes(X_IN_KERNEL, "1.6bit", m, 8192) == want
-        assert (2 * want <= 228 * 1024) == (m <= 2)
+    assert 2 * want <= 228 * 1024
+    assert x_in_kernel_smem_bytes(X_IN_KERNEL, "1.6bit", 1, 512) == (
+        128 * 128 + 5 * 8 * 128 + 2 * 4 * 128 * 4
+    )
     assert x_in_kernel_smem_bytes(X_IN_KERNEL, "2bit", 4, 65536) > SMEM_BYTES_PER_CTA
     from kernels_pallas.mosaic_matmul import mosaic_ternary_matmul
 
@@ -558,19 +648,21 @@ def test_x_in_kernel_counts_its_shared_memory() -> None:
         )
 
 
-def test_rules_prepare_x_in_the_kernel_at_m1_where_it_fits() -> None:
-    """Unmeasured points at M = 1 (``X_IN_KERNEL_RULE_MAX_M``) take ``x_in_kernel`` where the
-    s8 tiling it needs is the rules' choice (one split, 128 packed rows a step): the 8192 x
-    28672 layer of both layouts; not at M = 2, not with split-K (2-bit 8192 x 8192: 64 tiles of
-    16 steps, 4 splits; 28672 x 8192), not at 64 rows a step (1.6-bit K = 8000)."""
+def test_rules_prepare_x_in_the_kernel_up_to_m3_where_it_fits() -> None:
+    """Unmeasured points up to M = 3 (``X_IN_KERNEL_RULE_MAX_M``) take ``x_in_kernel`` where
+    the s8 tiling it needs is the rules' choice (one split, 128 packed rows a step): the 8192
+    x 28672 layer of both layouts; not at M = 4, not with split-K (2-bit 8192 x 8192: 64 tiles
+    of 16 steps, 4 splits; 28672 x 8192), not at 64 rows a step (1.6-bit K = 8000)."""
     from kernels_pallas.mosaic_matmul import X_IN_KERNEL_RULE_MAX_M, default_mosaic_config
 
-    assert X_IN_KERNEL_RULE_MAX_M == 1
+    assert X_IN_KERNEL_RULE_MAX_M == 3
     for layout in ("2bit", "1.6bit"):
-        assert default_mosaic_config(layout, 1, 8192, 28672).x_in_kernel
-        assert default_mosaic_config(layout, 1, 8192, 28672).replace(x_in_kernel=False) == (
-            default_mosaic_config(layout, 2, 8192, 28672)
-        )
+        for m in (1, 2, 3):
+            assert default_mosaic_config(layout, m, 8192, 28672).x_in_kernel
+            assert default_mosaic_config(layout, m, 8192, 28672).replace(x_in_kernel=False) == (
+                default_mosaic_config(layout, 4, 8192, 28672)
+            )
+        assert not default_mosaic_config(layout, 4, 8192, 28672).x_in_kernel
     assert not default_mosaic_config("2bit", 1, 8192, 8192).x_in_kernel  # split 4
     assert not default_mosaic_config("1.6bit", 1, 8000, 28672).x_in_kernel
     # the down projection's K = 28672: 56 steps of x's tiles (224 KB) do not fit beside the
