@@ -19,8 +19,9 @@ bandwidth; ``--out`` writes every number as JSON. The issue's acceptance table o
 in calls under the device's 10-minute limit:
     python benchmarks/gpu_timeline.py --presets large --ms 1,4,16,64,256 \
         --variants bf16,served --budget-seconds 540 --out t.json
-Each point (layout, M, variant) takes 8-30 s of the GPU machine on the H200 (compile, wall
-clock, host, trace): 40 points do not fit one 10-minute call. A point that takes longer than
+Each point (layout, M, variant) took 8-30 s of the GPU machine on the H200 in the calls of
+2026-12-02's afternoon (compile, wall clock, host, trace) and 1.5-4 s in its late evening's
+(every preset shape, 135 points, in two calls of 50 and 130 s). A point that takes longer than
 ``--point-seconds`` (150; a kernel that never ends, as a stream-K trial's did) ends the run
 with exit status 3 after printing and writing what was measured. ``probe-KIND:TILING`` variants
 time the s8 kernel with its step cut down (:data:`PROBES`).
@@ -381,14 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="start no point after this many seconds (0: no limit), so that a run under a "
-        "call's time limit still prints its table (a point takes 8-30 s on the H200)",
+        "call's time limit still prints its table (a point took 1.5-30 s on the H200)",
     )
     ap.add_argument(
         "--point-seconds",
         type=float,
         default=150.0,
         help="end the run (exit status 3, after printing and writing what was measured) if a "
-        "point takes longer than this, compile included (0: no limit); a point takes 8-30 s "
+        "point takes longer than this, compile included (0: no limit); a point took 1.5-30 s "
         "on the H200",
     )
     args = ap.parse_args(argv)

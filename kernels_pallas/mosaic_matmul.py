@@ -155,8 +155,8 @@ it took 22.5-22.9 us of GPU time against 27.1-27.5 for the CUDA-core kernels (2-
 host's cost of each execution hides that (docs/benchmarks.md)."""
 X_IN_KERNEL_RULE_MAX_M = 3
 """Up to this M the rules prepare x in the s8 kernel (``MosaicConfig.x_in_kernel``). On the
-H200's 8192 x 28672 (GPU time a call, 2026-12-02, night, with x prepared in registers under
-the first copies): M = 1 19.4 us (2-bit) and 20.2 (1.6-bit) against 22.5-22.7 and 23.7-24.0
+H200's 8192 x 28672 (GPU time a call, 2026-12-02, late evening, with x prepared in registers
+under the first copies): M = 1 19.4 us (2-bit) and 20.2 (1.6-bit) against 22.5-22.7 and 23.7-24.0
 for the preparation's launch and the kernel; M = 2 20.6 / 21.7 against 22.9 / 23.9; M = 3
 21.6 / 23.6 against 23.3 / 24.8; M = 4 26.4 / 30.2 against 23.0 / 23.6 (slower: the rule
 stops at 3). The evening's form (x through shared memory before the first copy) was taken at
