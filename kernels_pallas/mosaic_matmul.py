@@ -86,8 +86,8 @@ class MosaicConfig:
     x_in_kernel: with int8, one split, one warpgroup and ``in_flight`` 0, for M up to
       ``X_IN_KERNEL_MAX_M``: each CTA prepares x itself in a prologue (:func:`_x_prologue`,
       :func:`_x_store_fn`) under its first copies, so that a call is one launch instead of
-      two; the rules take it
-      up to ``X_IN_KERNEL_RULE_MAX_M``. ``benchmarks/mosaic_wgmma_probe.py``'s check covers it.
+      two; the rules take it up to ``X_IN_KERNEL_RULE_MAX_M``.
+      ``benchmarks/mosaic_wgmma_probe.py``'s check covers it.
     """
 
     tile_n: int = 128
@@ -971,7 +971,7 @@ def _x_store_fn(layout: str, m: int, k: int, rows: int, bk: int, transforms):
                 at = [p, ci(row // 8), ci(0), ci(row % 8), _swizzled_col(ci(row), col)]
                 vector.store(value, xq, [arith.index_cast(index, a) for a in at])
 
-        vt = ir.VectorType.get((vec,), i32)
+        vt, v8 = ir.VectorType.get((vec,), i32), ir.VectorType.get((vec,), i8)
         splat = lambda v: vector.broadcast(vt, ci(v))  # noqa: E731
         for i, row_q in enumerate(q):
             main = row_q[0].registers
@@ -984,7 +984,6 @@ def _x_store_fn(layout: str, m: int, k: int, rows: int, bk: int, transforms):
                     v = arith.select(fold, arith.subi(v, partner), v)
                 hi = arith.shrsi(arith.addi(v, splat(128)), splat(8))
                 lo = arith.subi(v, arith.shli(hi, splat(8)))
-                v8 = ir.VectorType.get((vec,), i8)
                 put(i, column, arith.trunci(v8, lo), arith.trunci(v8, hi))
             zero = vector.broadcast(ir.VectorType.get((1,), i8), arith.constant(i8, 0))
             for w in range(tail // 128):  # R and K are multiples of 128 (x_load_plan)
