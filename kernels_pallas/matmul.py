@@ -10,6 +10,7 @@ from kernels_pallas.mosaic_matmul import (
     is_hopper,
     mosaic_ternary_matmul,
     preferred_mosaic_config,
+    use_mosaic,
     x_in_kernel_ok,
 )
 from kernels_pallas.reference import ternary_matmul_reference
@@ -83,7 +84,9 @@ def ternary_matmul(
             cfg = preferred_mosaic_config(layout, m, k, n, device)
             scale_shape = jnp.shape(scale)
             if cfg and cfg.x_in_kernel and not x_in_kernel_ok(cfg, layout, m, k, n, scale_shape):
-                cfg = cfg.replace(x_in_kernel=False)  # e.g. gamma blocks the epilogue cannot take
+                # e.g. gamma blocks the epilogue cannot take: two launches where the rules
+                # take the Mosaic kernel anyway, else the Triton kernels
+                cfg = cfg.replace(x_in_kernel=False) if use_mosaic(m, k, n) else None
         if cfg is not None:
             return mosaic_ternary_matmul(x, packed_t, scale, layout, cfg)
     if interpret or _cuda_device(x):

@@ -161,6 +161,20 @@ for the preparation's launch and the kernel; M = 2 20.6 / 21.7 against 22.9 / 23
 21.6 / 23.6 against 23.3 / 24.8; M = 4 26.4 / 30.2 against 23.0 / 23.6 (slower: the rule
 stops at 3). The evening's form (x through shared memory before the first copy) was taken at
 M = 1 alone: 21.1-21.5 / 22.0-22.2 there."""
+X_IN_KERNEL_SMALL_TILE_N = 64
+"""Columns a CTA for ``x_in_kernel`` on the layers where :func:`use_mosaic` gives the Triton
+kernels (:func:`small_layer_mosaic_config`). On the H200 at M = 1 (GPU busy time a call,
+2026-12-02, late evening; 2-bit / 1.6-bit) 64 columns took 8192 x 8192 in 10.7 / 10.2 us
+against 13.1 / 13.5 at 128 and 13.4 / 14.0 for the Triton path, 3072 x 18432 in 7.2 / 7.9
+against 8.2 / 9.2 and 11.4 / 11.7; on 8192 x 28672 (224 tiles of 128, its own rule) 64 was
+slower: 23.7 / 23.7 against 19.5 / 20.3. The Spectra 3.9B (30 layers, fused projections)
+decoded a token in 1.476 / 1.522 ms with it against 1.602 / 1.604 without (batch 1), 1.570 /
+1.527 against 1.702 / 1.861 (batch 2)."""
+X_IN_KERNEL_SMALL_MIN_WEIGHTS = 3072 * 3072
+"""Fewest weights for :func:`small_layer_mosaic_config`: the smallest layer timed. At M = 1 on
+the H200 (GPU busy time a call) 3072 x 3072 took 5.0 / 5.0 us against 9.7 / 6.1 for the
+Triton path, 3072 x 9216 5.8 / 6.0 against 7.6 / 8.3; at M = 2 and 3 8192 x 8192 11.7-12.1 /
+11.4-13.6 against 15.3-15.5 / 19.3, 3072 x 18432 8.1-8.3 / 8.7-9.5 against 14.6-14.7 / 18.1."""
 INT8_MAX_M = 16
 """Up to this M the rules take the s8 MMA (``MosaicConfig.int8``): on the H200's 8192 x 28672 at
 M = 16 it ran 2-bit in 31.6-42.7 us against 38.5-52.0 for the bf16 MMA's best tiling, 1.6-bit in
@@ -192,12 +206,26 @@ def use_mosaic(m: int, k: int, n: int) -> bool:
     return MOSAIC_SMALL_MIN_M <= m < MOSAIC_MIN_M and k * n >= MOSAIC_M16_MIN_WEIGHTS
 
 
+def small_layer_mosaic_config(layout: str, m: int, k: int, n: int) -> MosaicConfig | None:
+    """The Mosaic tiling for a layer that :func:`use_mosaic` leaves to the Triton kernels, or
+    None: up to M = ``X_IN_KERNEL_RULE_MAX_M`` and from ``X_IN_KERNEL_SMALL_MIN_WEIGHTS``
+    weights, x prepared in the kernel on ``X_IN_KERNEL_SMALL_TILE_N`` columns a CTA (one
+    launch; more CTAs than 128 columns give these layers) where it fits (a per-tensor scale
+    assumed; ``ternary_matmul`` goes back to the Triton kernels for gammas its epilogue cannot
+    take)."""
+    if m > X_IN_KERNEL_RULE_MAX_M or k * n < X_IN_KERNEL_SMALL_MIN_WEIGHTS:
+        return None
+    cfg = MosaicConfig(X_IN_KERNEL_SMALL_TILE_N, 128, 1, 2, int8=True, x_in_kernel=True)
+    return cfg if x_in_kernel_ok(cfg, layout, m, k, n, ()) else None
+
+
 def preferred_mosaic_config(
     layout: str, m: int, k: int, n: int, device: jax.Device
 ) -> MosaicConfig | None:
     """The Mosaic tiling for this point on ``device``, or None where the Triton kernels are the
     faster choice: the device's measured table (kernels_pallas/tuned, ``"mosaic"`` entries)
-    where it covers the point, else :func:`use_mosaic` and :func:`default_mosaic_config`."""
+    where it covers the point, else :func:`use_mosaic` and :func:`default_mosaic_config`, else
+    :func:`small_layer_mosaic_config`."""
     from kernels_pallas.triton_matmul import num_sms
     from kernels_pallas.tuning import tuned_mosaic_config
 
@@ -205,7 +233,7 @@ def preferred_mosaic_config(
     if measured:
         return config
     if not use_mosaic(m, k, n):
-        return None
+        return small_layer_mosaic_config(layout, m, k, n)
     return default_mosaic_config(layout, m, k, n, num_sms(device))
 
 

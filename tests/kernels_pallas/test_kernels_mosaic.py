@@ -226,8 +226,9 @@ def test_use_mosaic_ranges() -> None:
 def test_preferred_config_follows_the_shipped_h200_table() -> None:
     """On an H200 the shipped table decides for the points it measured (the Mosaic kernel at
     M = 64 on 8192 x 28672, the Triton kernels on 3072 x 3072), the rules elsewhere (below the
-    table's smallest Mosaic M, 16: M = 1 takes the s8 kernel with one split on 8192 x 28672)."""
-    from kernels_pallas.mosaic_matmul import preferred_mosaic_config
+    table's smallest Mosaic M, 16: M = 1 takes the s8 kernel with one split on 8192 x 28672,
+    and x in the kernel on 64 columns on 3072 x 3072)."""
+    from kernels_pallas.mosaic_matmul import preferred_mosaic_config, small_layer_mosaic_config
 
     class H200:
         device_kind = "NVIDIA H200"
@@ -238,7 +239,10 @@ def test_preferred_config_follows_the_shipped_h200_table() -> None:
     assert preferred_mosaic_config("2bit", 64, 3072, 3072, H200()) is None
     m1 = preferred_mosaic_config("2bit", 1, 8192, 28672, H200())
     assert m1 == default_mosaic_config("2bit", 1, 8192, 28672) and m1.int8 and m1.split_k == 1
-    assert preferred_mosaic_config("2bit", 1, 3072, 3072, H200()) is None
+    assert preferred_mosaic_config("2bit", 1, 3072, 3072, H200()) == small_layer_mosaic_config(
+        "2bit", 1, 3072, 3072
+    )
+    assert preferred_mosaic_config("2bit", 4, 3072, 3072, H200()) is None
     assert preferred_mosaic_config("2bit", 48, 4096, 16384, H200()) == default_mosaic_config(
         "2bit", 48, 4096, 16384
     )

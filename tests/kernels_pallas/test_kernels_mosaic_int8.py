@@ -671,17 +671,52 @@ def test_rules_prepare_x_in_the_kernel_up_to_m3_where_it_fits() -> None:
     assert not default_mosaic_config("1.6bit", 1, 28672, 8192).x_in_kernel
 
 
+def test_rules_take_x_in_kernel_on_64_columns_for_the_small_layers() -> None:
+    """Where ``use_mosaic`` leaves a layer to the Triton kernels, up to M = 3 and from 3072 x
+    3072 weights on, the rules take ``x_in_kernel`` on 64 columns a CTA where it fits (the
+    Spectra 3.9B's layers but 1.6-bit's down projection, whose R = 1856 is no multiple of 128;
+    the 1B's 2048 x 2048 is below the size); the large layers keep their own rule."""
+    from types import SimpleNamespace
+
+    from kernels_pallas.mosaic_matmul import (
+        X_IN_KERNEL_SMALL_TILE_N,
+        preferred_mosaic_config,
+        use_mosaic,
+    )
+
+    h200 = SimpleNamespace(
+        platform="gpu", compute_capability="9.0", device_kind="NVIDIA H200", core_count=132
+    )
+    small = MosaicConfig(X_IN_KERNEL_SMALL_TILE_N, 128, 1, 2, int8=True, x_in_kernel=True)
+    assert X_IN_KERNEL_SMALL_TILE_N == 64
+    for layout in ("2bit", "1.6bit"):
+        for k, n in ((3072, 3072), (3072, 9216), (3072, 18432), (8192, 8192)):
+            for m in (1, 2, 3):
+                assert not use_mosaic(m, k, n)
+                assert preferred_mosaic_config(layout, m, k, n, h200) == small, (layout, k, n)
+            assert preferred_mosaic_config(layout, 4, k, n, h200) is None
+        assert preferred_mosaic_config(layout, 1, 2048, 2048, h200) is None
+        assert preferred_mosaic_config(layout, 1, 8192, 28672, h200).tile_n == 128
+    assert preferred_mosaic_config("2bit", 1, 9216, 3072, h200) == small
+    assert preferred_mosaic_config("1.6bit", 1, 9216, 3072, h200) is None
+
+
 def test_dispatch_drops_x_in_kernel_for_gammas_its_epilogue_cannot_take(monkeypatch) -> None:
     """``ternary_matmul`` on a Hopper GPU with the transposed copy: a rule's ``x_in_kernel``
-    choice goes to the Mosaic kernel as it is for a per-tensor scale, and without
-    ``x_in_kernel`` for gamma blocks of 192 columns (neither holding nor dividing a
-    warpgroup's 128, so the kernel cannot write the product itself)."""
+    choice goes to the Mosaic kernel as it is for a per-tensor scale, and for gamma blocks of
+    192 columns (neither holding nor dividing a warpgroup's 128, so the kernel cannot write
+    the product itself) without ``x_in_kernel`` where the rules take the Mosaic kernel anyway
+    (``use_mosaic``), else to the Triton kernels (the small layers' rule)."""
     from types import SimpleNamespace
 
     import kernels_pallas.matmul as dispatch
 
     h200 = SimpleNamespace(
-        platform="gpu", compute_capability="9.0", device_kind="NVIDIA H200", core_count=132
+        platform="gpu",
+        compute_capability="9.0",
+        device_kind="NVIDIA H200",
+        core_count=132,
+        client=SimpleNamespace(platform_version="cuda 12.8"),
     )
     taken = []
     monkeypatch.setattr(dispatch, "_device_of", lambda x: h200)
@@ -697,6 +732,14 @@ def test_dispatch_drops_x_in_kernel_for_gammas_its_epilogue_cannot_take(monkeypa
     rows = layouts.rows_per_plane(k, "2bit")
     x = jnp.ones((1, k), jnp.bfloat16)
     packed, packed_t = jnp.zeros((rows, n), jnp.uint8), jnp.zeros((n, rows), jnp.uint8)
-    dispatch.ternary_matmul(x, packed, jnp.float32(1), "2bit", packed_t=packed_t)
-    dispatch.ternary_matmul(x, packed, jnp.ones((4,), jnp.float32), "2bit", packed_t=packed_t)
-    assert taken == [X_IN_KERNEL, X_IN_KERNEL.replace(x_in_kernel=False)]
+    monkeypatch.setattr(
+        dispatch,
+        "ternary_matmul_pallas",
+        lambda x, packed, scale, layout, config, interpret: taken.append("triton") or x[:, :1],
+    )
+    gammas = jnp.ones((4,), jnp.float32)
+    for large in (True, False):
+        monkeypatch.setattr(dispatch, "use_mosaic", lambda m, k, n, large=large: large)
+        dispatch.ternary_matmul(x, packed, jnp.float32(1), "2bit", packed_t=packed_t)
+        dispatch.ternary_matmul(x, packed, gammas, "2bit", packed_t=packed_t)
+    assert taken == [X_IN_KERNEL, X_IN_KERNEL.replace(x_in_kernel=False), X_IN_KERNEL, "triton"]

@@ -262,15 +262,19 @@ def test_transposed_copy_is_wanted_where_a_layer_takes_the_mosaic_kernel() -> No
     2-bit at M = 16 the Mosaic kernel, which the rules alone (2**27 weights below M = 17) did
     not, and 1.6-bit 3072 x 18432 (the 3.9B's gate|up, 56.6 M weights) at M = 16; the rules
     give layers of 2**27 weights and up the kernel at every M to 128, and none above; the 1B's
-    gate|up (2**25 weights) never; off a Hopper GPU never."""
+    gate|up (2**25 weights) only up to M = 3 at 2-bit (x in the kernel on the small layers;
+    1.6-bit's R = 416 does not fit it), as the 3.9B's layers and 8192 x 8192 at M = 1; off a
+    Hopper GPU never."""
     from kernels_pallas import mosaic_matmul
     from trilm_jax.inference.generate import takes_mosaic, wants_transposed_packed
 
     for layout in ("2bit", "1.6bit"):
         assert all(takes_mosaic(layout, m, 8192, 57344, H200) for m in (1, 16, 17, 64, 128))
         assert not takes_mosaic(layout, 129, 8192, 57344, H200)
-        assert not any(takes_mosaic(layout, m, 2048, 16384, H200) for m in (1, 16, 64, 128))
-        assert not takes_mosaic(layout, 1, 8192, 8192, H200)
+        assert not any(takes_mosaic(layout, m, 2048, 16384, H200) for m in (4, 16, 64, 128))
+        assert takes_mosaic(layout, 1, 2048, 16384, H200) == (layout == "2bit")
+        assert takes_mosaic(layout, 1, 8192, 8192, H200)
+        assert not takes_mosaic(layout, 4, 8192, 8192, H200)
     assert takes_mosaic("2bit", 16, 8192, 8192, H200)
     assert mosaic_matmul.use_mosaic(16, 8192, 8192) is False  # the table's entry, not the rules
     assert takes_mosaic("1.6bit", 16, 3072, 18432, H200)
@@ -279,7 +283,8 @@ def test_transposed_copy_is_wanted_where_a_layer_takes_the_mosaic_kernel() -> No
     shapes = [(3072, 9216), (3072, 18432), (3072, 3072), (9216, 3072)]
     assert wants_transposed_packed(16, shapes, "1.6bit", H200)
     assert not wants_transposed_packed(16, shapes, "2bit", H200)
-    assert not wants_transposed_packed(1, shapes, "1.6bit", H200)
+    assert wants_transposed_packed(1, shapes, "1.6bit", H200)  # x in the kernel, 64 columns
+    assert not wants_transposed_packed(4, shapes, "1.6bit", H200)
     assert wants_transposed_packed(16, None, "2bit", H200)  # sizes unknown: the copy, in case
     assert not wants_transposed_packed(129, None, "2bit", H200)
     cpu = SimpleNamespace(platform="cpu", device_kind="cpu")
