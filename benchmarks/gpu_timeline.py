@@ -106,7 +106,7 @@ def _x_in_kernel_patches(kind: str):
     (``mosaic_matmul._x_store_fn``) does nothing."""
     saved_prologue, saved_store = mm._x_prologue, mm._x_store_fn
 
-    def constants_only(x_gmem, xq, xs, qs, layout, m, m_pad, rows, store):
+    def constants_only(x_gmem, xq, xs, qs, layout, m, m_pad, rows, plan, store):
         for i in range(m_pad):
             xs[i] = jnp.ones((128,), jnp.float32)
             qs[i] = jnp.zeros((128,), jnp.int32)

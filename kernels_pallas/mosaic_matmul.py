@@ -893,10 +893,12 @@ def x_load_plan(layout: str, k: int, rows: int) -> tuple[int, int] | None:
     return None
 
 
-def _x_prologue(x_gmem, xq, xs, qs, layout: str, m: int, m_pad: int, rows: int, store) -> None:
-    """Each CTA's x with ``x_in_kernel``, in registers (:func:`x_load_plan`): every row of x
-    (``[M, K]`` bf16 in global memory) and its columns from R on (1.6-bit) loaded, all issued
-    before the first reduction waits; each row's scale (``max |x| / INT8_X_MAX``, 1 for a
+def _x_prologue(
+    x_gmem, xq, xs, qs, layout: str, m: int, m_pad: int, rows: int, plan: tuple[int, int], store
+) -> None:
+    """Each CTA's x with ``x_in_kernel``, in registers (``plan``, :func:`x_load_plan`): every
+    row of x (``[M, K]`` bf16 in global memory) and its columns from R on (1.6-bit) loaded, all
+    issued before the first reduction waits; each row's scale (``max |x| / INT8_X_MAX``, 1 for a
     zero row) into ``xs[i]`` and its ``sum q`` (int32, exact) into ``qs[i]``, as
     :func:`int8_operands` computes them; ``q`` of both loads to ``store``
     (:func:`_x_store_fn`), which writes x's s8 tiles ``xq``. Padding rows get scale 1 and sum
@@ -906,18 +908,14 @@ def _x_prologue(x_gmem, xq, xs, qs, layout: str, m: int, m_pad: int, rows: int, 
 
     from kernels_pallas.triton_dp2a import rounded_int
 
-    k = x_gmem.shape[1]
-    plan = x_load_plan(layout, k, rows)
-    if plan is None:
-        raise ValueError(f"x_in_kernel: no register plan for {layout} K={k} R={rows}")
     vec, shifted = plan
-    whole = plgpu.Layout.WG_STRIDED((k,), vec)
+    whole = plgpu.Layout.WG_STRIDED((x_gmem.shape[1],), vec)
     loads = []
     for i in range(m):
         row = [plgpu.load(x_gmem.at[i], (), layout=whole)]
         if shifted:
-            shifted_layout = plgpu.Layout.WG_STRIDED((shifted,), vec)
-            row.append(plgpu.load(x_gmem.at[i, pl.ds(rows, shifted)], (), layout=shifted_layout))
+            partners = plgpu.Layout.WG_STRIDED((shifted,), vec)
+            row.append(plgpu.load(x_gmem.at[i, pl.ds(rows, shifted)], (), layout=partners))
         loads.append(row)
     q_rows = []
     for i, row in enumerate(loads):
@@ -949,11 +947,11 @@ def _swizzled_col(row, col):
     )
 
 
-def _x_store_fn(layout: str, m: int, k: int, rows: int, bk: int, transforms):
+def _x_store_fn(layout: str, m: int, k: int, rows: int, bk: int, plan: tuple[int, int], transforms):
     """``plgpu.inline_mgpu`` function writing x's s8 tiles for every step of the s8 ``wgmma``s
     from the quantized rows in registers, once a CTA: ``store(xq, q)``, ``q[i]`` row i's
     ``q`` (int32 ``[K]``) and, 1.6-bit, ``q`` of its columns from R on (both in
-    :func:`x_load_plan`'s layout), ``xq`` the ``[steps planes, 8, bk]`` s8 tiles (step s's
+    ``plan``'s layout, :func:`x_load_plan`), ``xq`` the ``[steps planes, 8, bk]`` s8 tiles (step s's
     planes at ``s planes``, 128-byte swizzle). A thread's register u holds ``vec`` columns from
     ``c = (128 u + t) vec``: plane ``c div R``, packed row ``c mod R`` (step and column in the
     tile); as :func:`int8_operands`, a folded plane takes ``q_j - 3 q_(j+1)`` (``q_(j+1)``: the
@@ -970,9 +968,6 @@ def _x_store_fn(layout: str, m: int, k: int, rows: int, bk: int, transforms):
     planes, folded = layouts.TRITS_PER_BYTE[layout], FOLDED_PLANES[layout]
     if bk != 128:
         raise ValueError(f"x_in_kernel: block_k must be 128 (one swizzled row a plane), not {bk}")
-    plan = x_load_plan(layout, k, rows)
-    if plan is None:
-        raise ValueError(f"x_in_kernel: no register plan for {layout} K={k} R={rows}")
     vec, shifted = plan
     q_types = tuple(plgpu.Layout.WG_STRIDED((n,), vec) for n in (k, shifted) if n)
     tail = planes * rows - k
@@ -1246,7 +1241,8 @@ def mosaic_ternary_matmul(
         half = X_IN_KERNEL_HALF
         x_tile = _swizzle_transforms(bk, 1)
         stages = min(cfg.stages, steps)
-        store_x = _x_store_fn(layout, m, k, rows, bk, x_tile)
+        plan = x_load_plan(layout, k, rows)  # not None: x_in_kernel_ok above
+        store_x = _x_store_fn(layout, m, k, rows, bk, plan, x_tile)
 
         def kernel_x(x_gmem, w_gmem, g_gmem, o_gmem, xq, xs, qs, w_stages, arrived):
             """x prepared in the kernel, under the first copies: the first ``stages`` steps'
@@ -1264,7 +1260,7 @@ def mosaic_ternary_matmul(
 
             for s in range(stages):
                 fetch(s, s)
-            _x_prologue(x_gmem, xq, xs, qs, layout, m, half, rows, store_x)
+            _x_prologue(x_gmem, xq, xs, qs, layout, m, half, rows, plan, store_x)
 
             def acc_scope(acc_ref):
                 def step_fn(step, carry):
