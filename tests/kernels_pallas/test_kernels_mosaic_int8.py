@@ -27,6 +27,7 @@ import importlib.util
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -671,22 +672,28 @@ def test_rules_prepare_x_in_the_kernel_up_to_m3_where_it_fits() -> None:
     assert not default_mosaic_config("1.6bit", 1, 28672, 8192).x_in_kernel
 
 
+STAND_IN_H200 = SimpleNamespace(
+    platform="gpu",
+    compute_capability="9.0",
+    device_kind="NVIDIA H200",
+    core_count=132,
+    client=SimpleNamespace(platform_version="cuda 12.8"),
+)
+"""A stand-in for an H200 jax device: what the rules and ``ternary_matmul``'s dispatch read."""
+
+
 def test_rules_take_x_in_kernel_on_64_columns_for_the_small_layers() -> None:
     """Where ``use_mosaic`` leaves a layer to the Triton kernels, up to M = 3 and from 3072 x
     3072 weights on, the rules take ``x_in_kernel`` on 64 columns a CTA where it fits (the
     Spectra 3.9B's layers but 1.6-bit's down projection, whose R = 1856 is no multiple of 128;
     the 1B's 2048 x 2048 is below the size); the large layers keep their own rule."""
-    from types import SimpleNamespace
-
     from kernels_pallas.mosaic_matmul import (
         X_IN_KERNEL_SMALL_TILE_N,
         preferred_mosaic_config,
         use_mosaic,
     )
 
-    h200 = SimpleNamespace(
-        platform="gpu", compute_capability="9.0", device_kind="NVIDIA H200", core_count=132
-    )
+    h200 = STAND_IN_H200
     small = MosaicConfig(X_IN_KERNEL_SMALL_TILE_N, 128, 1, 2, int8=True, x_in_kernel=True)
     assert X_IN_KERNEL_SMALL_TILE_N == 64
     for layout in ("2bit", "1.6bit"):
@@ -707,17 +714,9 @@ def test_dispatch_drops_x_in_kernel_for_gammas_its_epilogue_cannot_take(monkeypa
     192 columns (neither holding nor dividing a warpgroup's 128, so the kernel cannot write
     the product itself) without ``x_in_kernel`` where the rules take the Mosaic kernel anyway
     (``use_mosaic``), else to the Triton kernels (the small layers' rule)."""
-    from types import SimpleNamespace
-
     import kernels_pallas.matmul as dispatch
 
-    h200 = SimpleNamespace(
-        platform="gpu",
-        compute_capability="9.0",
-        device_kind="NVIDIA H200",
-        core_count=132,
-        client=SimpleNamespace(platform_version="cuda 12.8"),
-    )
+    h200 = STAND_IN_H200
     taken = []
     monkeypatch.setattr(dispatch, "_device_of", lambda x: h200)
     monkeypatch.setattr(
